@@ -1,0 +1,506 @@
+//! The Box upload API emulator: a real HTTP/1.1 server on loopback.
+//!
+//! Start it with [`Emulator::builder`], then point a client at [`Emulator::upload_base_url`]
+//! (`http://127.0.0.1:PORT/api`) and [`Emulator::token_url`]. See the crate README for the
+//! rules and error codes it enforces.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), box_upload_conformance::EmulatorError> {
+//! use box_upload_conformance::{Emulator, Faults, FaultAction, Op, Trigger};
+//! let emu = Emulator::builder()
+//!     .token("test-token")
+//!     .part_size(8 * 1024 * 1024)
+//!     .faults(Faults::none().rule(Op::UploadPart, Trigger::FirstN(1), FaultAction::Status { status: 503, retry_after: Some(1) }))
+//!     .seed(7)
+//!     .start()
+//!     .await?;
+//! let folder = emu.create_folder("uploads")?;
+//! println!("{} {folder}", emu.upload_base_url());
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod clock;
+mod errors;
+mod faults;
+mod routes;
+mod sessions;
+mod storage;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use faults::{EchoField, FaultAction, FaultRule, Faults, Op, Trigger};
+pub use sessions::FileInfo;
+
+use auth::Auth;
+use faults::FaultState;
+use sessions::Store;
+use storage::Storage;
+
+/// Box's minimum file size for chunked uploads.
+pub const MIN_FILE_SIZE: u64 = 20_000_000;
+/// The default part size (8 MiB).
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+
+/// Errors of the emulator's library API.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// Binding the listener, creating the data directory or a runtime failed.
+    #[error("emulator I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// An operation of the library API was refused (unknown folder, name in use, ...), with the
+    /// Box error code the HTTP API would answer.
+    #[error("{code}: {message}")]
+    Refused {
+        /// Box error code, e.g. `item_name_in_use`.
+        code: &'static str,
+        /// Human-readable message.
+        message: String,
+    },
+    /// No file has this id.
+    #[error("no file with id {0}")]
+    NoSuchFile(String),
+}
+
+impl From<errors::ApiError> for EmulatorError {
+    fn from(e: errors::ApiError) -> Self {
+        EmulatorError::Refused { code: e.code, message: e.message }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) part_size: u64,
+    pub(crate) session_lifetime: Duration,
+    pub(crate) min_file_size: u64,
+    pub(crate) max_json_body: usize,
+}
+
+/// Request and data counters, readable at any time through [`Emulator::counters`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: [AtomicU64; Op::ALL.len()],
+    bytes_received: AtomicU64,
+    parts_stored: AtomicU64,
+    commits: AtomicU64,
+    faults: AtomicU64,
+    connections: AtomicU64,
+}
+
+impl Counters {
+    fn request(&self, op: Op) {
+        self.requests[op.index()].fetch_add(1, Ordering::Relaxed);
+    }
+    fn received(&self, n: u64) {
+        self.bytes_received.fetch_add(n, Ordering::Relaxed);
+    }
+    fn part_stored(&self) {
+        self.parts_stored.fetch_add(1, Ordering::Relaxed);
+    }
+    fn commit(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+    fn fault(&self) {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of the emulator's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    requests: [u64; Op::ALL.len()],
+    /// Part body bytes received (including bytes of parts later refused or cut).
+    pub bytes_received: u64,
+    /// Parts stored.
+    pub parts_stored: u64,
+    /// Successful commits.
+    pub commits: u64,
+    /// Requests on which at least one fault fired.
+    pub faults_injected: u64,
+    /// TCP connections accepted.
+    pub connections: u64,
+}
+
+impl CounterSnapshot {
+    /// Requests received of kind `op` (including those answered with an error or a fault).
+    pub fn requests(&self, op: Op) -> u64 {
+        self.requests[op.index()]
+    }
+
+    /// All requests received.
+    pub fn total_requests(&self) -> u64 {
+        self.requests.iter().sum()
+    }
+}
+
+/// State shared by the server tasks and the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) auth: Auth,
+    pub(crate) faults: FaultState,
+    pub(crate) counters: Counters,
+    pub(crate) config: Config,
+    /// `http://127.0.0.1:PORT/api`.
+    pub(crate) upload_base: String,
+}
+
+impl Shared {
+    /// The base of `session_endpoints`: our own, or a foreign one injected by a fault.
+    pub(crate) fn endpoint_base(&self) -> String {
+        self.faults.foreign_endpoints().unwrap_or_else(|| self.upload_base.clone())
+    }
+}
+
+/// Configures and starts an [`Emulator`].
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    listen: SocketAddr,
+    tokens: Vec<String>,
+    client: Option<(String, String)>,
+    token_lifetime: Duration,
+    config: Config,
+    faults: Faults,
+    seed: u64,
+    data_dir: Option<PathBuf>,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tokens: vec!["test-token".to_string()],
+            client: None,
+            token_lifetime: Duration::from_secs(3600),
+            config: Config {
+                part_size: DEFAULT_PART_SIZE,
+                session_lifetime: Duration::from_secs(7 * 24 * 3600),
+                min_file_size: MIN_FILE_SIZE,
+                max_json_body: 1 << 20,
+            },
+            faults: Faults::default(),
+            seed: 0,
+            data_dir: None,
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// The address to listen on (default `127.0.0.1:0`, a free port). Keep it on loopback.
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The static bearer token accepted (default `test-token`); replaces the default.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.tokens = vec![token.into()];
+        self
+    }
+
+    /// Enables `POST /oauth2/token` for this client id and secret.
+    #[must_use]
+    pub fn client_credentials(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.client = Some((id.into(), secret.into()));
+        self
+    }
+
+    /// Lifetime of tokens issued by `/oauth2/token` (default one hour).
+    #[must_use]
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// The part size of new sessions (default 8 MiB). Must be at least 1.
+    #[must_use]
+    pub fn part_size(mut self, part_size: u64) -> Self {
+        self.config.part_size = part_size.max(1);
+        self
+    }
+
+    /// How long sessions live (default 7 days); expired sessions answer 404.
+    #[must_use]
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.session_lifetime = lifetime;
+        self
+    }
+
+    /// The smallest `file_size` accepted (default 20,000,000 like Box).
+    #[must_use]
+    pub fn min_file_size(mut self, size: u64) -> Self {
+        self.config.min_file_size = size;
+        self
+    }
+
+    /// The largest JSON request body accepted (default 1 MiB).
+    #[must_use]
+    pub fn max_json_body(mut self, bytes: usize) -> Self {
+        self.config.max_json_body = bytes;
+        self
+    }
+
+    /// Faults installed from the start.
+    #[must_use]
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Seed of the generator behind ids and probabilistic faults (default 0).
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Where to keep part data and files (default: a temporary directory removed on shutdown).
+    #[must_use]
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Binds the listener and starts serving on the current tokio runtime.
+    pub async fn start(self) -> Result<Emulator, EmulatorError> {
+        let listener = TcpListener::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+        let storage = Storage::new(self.data_dir.as_deref())?;
+        let shared = Arc::new(Shared {
+            store: Store::new(storage, self.seed),
+            auth: Auth::new(self.tokens, self.client, self.token_lifetime),
+            faults: FaultState::new(self.faults, self.seed),
+            counters: Counters::default(),
+            config: self.config,
+            upload_base: format!("http://{addr}/api"),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared), stop_rx));
+        Ok(Emulator { shared, addr, stop: stop_tx, task: Some(task) })
+    }
+
+    /// Starts the emulator on a runtime of its own (two worker threads), for blocking code.
+    /// Must not be called from inside a tokio runtime.
+    pub fn start_blocking(self) -> Result<BlockingEmulator, EmulatorError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("box-upload-emulator")
+            .enable_all()
+            .build()?;
+        let emulator = runtime.block_on(self.start())?;
+        Ok(BlockingEmulator { emulator: Some(emulator), runtime: Some(runtime) })
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of descriptors or similar: back off briefly instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        shared.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::clone(&shared);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| routes::handle(Arc::clone(&shared), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+/// A running emulator. Dropping it stops accepting connections; [`Emulator::shutdown`] also
+/// waits for the accept loop to end.
+#[derive(Debug)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// A builder with the defaults (token `test-token`, 8 MiB parts, no faults).
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// The socket address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (the server root; `/oauth2/token` lives here).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/api`, the upload base URL (paths under `/2.0/`).
+    pub fn upload_base_url(&self) -> String {
+        self.shared.upload_base.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/oauth2/token`.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/oauth2/token", self.addr)
+    }
+
+    /// The part size of new sessions.
+    pub fn part_size(&self) -> u64 {
+        self.shared.config.part_size
+    }
+
+    /// Where part data and files are kept.
+    pub fn data_dir(&self) -> PathBuf {
+        self.shared.store.storage.root().to_path_buf()
+    }
+
+    /// Creates a folder under the root folder "0"; returns its id.
+    pub fn create_folder(&self, name: &str) -> Result<String, EmulatorError> {
+        Ok(self.shared.store.create_folder("0", name)?)
+    }
+
+    /// Creates a folder under `parent_id`; returns its id.
+    pub fn create_folder_in(&self, parent_id: &str, name: &str) -> Result<String, EmulatorError> {
+        Ok(self.shared.store.create_folder(parent_id, name)?)
+    }
+
+    /// Creates a file directly (no upload session), e.g. to upload a new version of it.
+    pub fn create_file(&self, folder_id: &str, name: &str, content: &[u8]) -> Result<FileInfo, EmulatorError> {
+        Ok(self.shared.store.create_file(folder_id, name, content)?)
+    }
+
+    /// A file's metadata (etag, sha1, size, ...).
+    pub fn file_info(&self, file_id: &str) -> Option<FileInfo> {
+        self.shared.store.file(file_id)
+    }
+
+    /// A file in a folder, by name.
+    pub fn find_file(&self, folder_id: &str, name: &str) -> Option<FileInfo> {
+        self.shared.store.find_file(folder_id, name)
+    }
+
+    /// A file's content, read from disk into memory (see [`FileInfo::path`] for large files).
+    pub fn file_content(&self, file_id: &str) -> Result<Vec<u8>, EmulatorError> {
+        let info = self.file_info(file_id).ok_or_else(|| EmulatorError::NoSuchFile(file_id.to_string()))?;
+        Ok(std::fs::read(info.path)?)
+    }
+
+    /// Ids of the sessions alive now.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.shared.store.session_ids()
+    }
+
+    /// Replaces the faults; rule counts start again from zero.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// The faults installed now.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.get()
+    }
+
+    /// Changes the lifetime of tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.shared.auth.set_lifetime(lifetime);
+    }
+
+    /// Moves the emulator's clock forward (sessions and tokens expire by this clock).
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.store.clock.advance(by);
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> CounterSnapshot {
+        let c = &self.shared.counters;
+        let mut requests = [0; Op::ALL.len()];
+        for (slot, counter) in requests.iter_mut().zip(&c.requests) {
+            *slot = counter.load(Ordering::Relaxed);
+        }
+        CounterSnapshot {
+            requests,
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            parts_stored: c.parts_stored.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            faults_injected: c.faults.load(Ordering::Relaxed),
+            connections: c.connections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops serving: closes the listener and every connection, and waits for the accept loop.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// An emulator running on its own runtime, for synchronous code. Derefs to [`Emulator`] for
+/// every method but `shutdown`; dropping it stops the server and its runtime.
+#[derive(Debug)]
+pub struct BlockingEmulator {
+    emulator: Option<Emulator>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::ops::Deref for BlockingEmulator {
+    type Target = Emulator;
+
+    fn deref(&self) -> &Emulator {
+        // Both are Some until drop.
+        match &self.emulator {
+            Some(e) => e,
+            None => unreachable!("the emulator is only taken in drop"),
+        }
+    }
+}
+
+impl BlockingEmulator {
+    /// Runs a future on the emulator's runtime (e.g. to use async helpers from sync tests).
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        match &self.runtime {
+            Some(rt) => rt.block_on(fut),
+            None => unreachable!("the runtime is only taken in drop"),
+        }
+    }
+}
+
+impl Drop for BlockingEmulator {
+    fn drop(&mut self) {
+        if let (Some(emu), Some(rt)) = (self.emulator.take(), self.runtime.take()) {
+            rt.block_on(emu.shutdown());
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}

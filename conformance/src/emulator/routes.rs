@@ -1,0 +1,709 @@
+//! HTTP routing: turns requests into model operations and model results into Box answers.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use super::auth::{parse_form, percent_decode};
+use super::errors::ApiError;
+use super::faults::{EchoField, FaultAction, FaultPlan, Op};
+use super::sessions::{CommitConditions, PartRecord, Target};
+use super::Shared;
+use crate::body::{self, hex, read_limited, ResBody};
+
+/// The handler failed in a way that must close the connection without an answer (a fault, or
+/// the client went away mid-body). Hyper drops the connection when a service returns an error.
+#[derive(Debug)]
+pub(crate) struct Cut;
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection closed by the emulator")
+    }
+}
+
+impl std::error::Error for Cut {}
+
+/// How a handler can fail.
+enum Fail {
+    Api(ApiError),
+    Cut,
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Self {
+        Fail::Api(e)
+    }
+}
+
+type Handled = Result<Response<ResBody>, Fail>;
+
+/// A parsed route.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Token,
+    CreateSession,
+    CreateVersion(String),
+    GetSession(String),
+    UploadPart(String),
+    Abort(String),
+    ListParts(String),
+    Commit(String),
+    LogEvent(String),
+    FileInfo(String),
+    FileContent(String),
+    MethodNotAllowed(Op),
+    NotFound,
+}
+
+impl Route {
+    fn op(&self) -> Op {
+        match self {
+            Route::Token => Op::Token,
+            Route::CreateSession | Route::CreateVersion(_) => Op::CreateSession,
+            Route::GetSession(_) => Op::GetSession,
+            Route::UploadPart(_) => Op::UploadPart,
+            Route::Abort(_) => Op::Abort,
+            Route::ListParts(_) => Op::ListParts,
+            Route::Commit(_) => Op::Commit,
+            Route::FileInfo(_) | Route::FileContent(_) => Op::File,
+            Route::MethodNotAllowed(op) => *op,
+            Route::LogEvent(_) | Route::NotFound => Op::Other,
+        }
+    }
+}
+
+fn classify(method: &Method, path: &str) -> Route {
+    if path == "/oauth2/token" {
+        return if method == Method::POST { Route::Token } else { Route::MethodNotAllowed(Op::Token) };
+    }
+    let Some(rest) = path.strip_prefix("/api/2.0/") else {
+        return Route::NotFound;
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    let m = method.clone();
+    match segs.as_slice() {
+        ["files", "upload_sessions"] => match m {
+            Method::POST => Route::CreateSession,
+            _ => Route::MethodNotAllowed(Op::CreateSession),
+        },
+        ["files", "upload_sessions", id] => match m {
+            Method::GET => Route::GetSession((*id).to_string()),
+            Method::PUT => Route::UploadPart((*id).to_string()),
+            Method::DELETE => Route::Abort((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::GetSession),
+        },
+        ["files", "upload_sessions", id, "parts"] => match m {
+            Method::GET => Route::ListParts((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::ListParts),
+        },
+        ["files", "upload_sessions", id, "commit"] => match m {
+            Method::POST => Route::Commit((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::Commit),
+        },
+        ["files", "upload_sessions", id, "log"] => match m {
+            Method::POST => Route::LogEvent((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::Other),
+        },
+        ["files", id, "upload_sessions"] => match m {
+            Method::POST => Route::CreateVersion((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::CreateSession),
+        },
+        ["files", id] => match m {
+            Method::GET => Route::FileInfo((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::File),
+        },
+        ["files", id, "content"] => match m {
+            Method::GET => Route::FileContent((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::File),
+        },
+        _ => Route::NotFound,
+    }
+}
+
+/// Serves one request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ResBody>, Cut> {
+    let route = classify(req.method(), req.uri().path());
+    let op = route.op();
+    shared.counters.request(op);
+    let request_id = shared.store.random_hex(15).to_ascii_lowercase();
+    let mut plan = shared.faults.plan(op);
+    let faulted = plan.delay.is_some()
+        || plan.early.is_some()
+        || plan.drop_answer
+        || plan.wrong_echo.is_some()
+        || plan.total_count_delta != 0;
+    if faulted {
+        shared.counters.fault();
+    }
+    if let Some(delay) = plan.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let drop_answer = plan.drop_answer;
+    let result = match early_fault(&mut plan, op, &request_id) {
+        Some(r) => r,
+        None => dispatch(&shared, route, req, &plan).await,
+    };
+    match result {
+        Ok(_) if drop_answer => Err(Cut),
+        Err(Fail::Cut) => Err(Cut),
+        Err(Fail::Api(e)) if drop_answer => {
+            let _ = e;
+            Err(Cut)
+        }
+        Ok(mut res) => {
+            add_request_id(&mut res, &request_id);
+            Ok(res)
+        }
+        Err(Fail::Api(e)) => {
+            let mut res = e.into_response(&request_id);
+            add_request_id(&mut res, &request_id);
+            Ok(res)
+        }
+    }
+}
+
+fn add_request_id(res: &mut Response<ResBody>, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        res.headers_mut().insert("box-request-id", v);
+    }
+}
+
+/// Faults that answer before any normal handling. Leaves in `plan` those the handlers apply.
+fn early_fault(plan: &mut FaultPlan, op: Op, request_id: &str) -> Option<Handled> {
+    let action = plan.early.take()?;
+    let r = match action {
+        FaultAction::Status { status, retry_after } => {
+            let code = match status {
+                429 => "rate_limit_exceeded",
+                500 => "internal_server_error",
+                502 => "bad_gateway",
+                503 => "unavailable",
+                504 => "gateway_timeout",
+                401 => "unauthorized",
+                _ => "injected_fault",
+            };
+            let mut e = ApiError::new(status, code, format!("Injected fault: status {status}"));
+            if let Some(s) = retry_after {
+                e = e.header(header::RETRY_AFTER, &s.to_string());
+            }
+            let _ = request_id;
+            Err(Fail::Api(e))
+        }
+        FaultAction::Redirect { location } => {
+            let mut res = Response::new(body::empty());
+            *res.status_mut() = StatusCode::FOUND;
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(res)
+        }
+        FaultAction::HugeBody { len } => Ok(huge_body(len)),
+        FaultAction::CutBody if op != Op::UploadPart => Err(Fail::Cut),
+        other => {
+            // Applied by the handler (cut mid-part, 202 commit, parts mismatch).
+            plan.early = Some(other);
+            return None;
+        }
+    };
+    Some(r)
+}
+
+/// A 200 answer whose JSON array never closes: `{"entries":[{},{},...`.
+fn huge_body(len: u64) -> Response<ResBody> {
+    static CHUNK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let chunk = CHUNK.get_or_init(|| Bytes::from("{\"part_id\":\"00000000\"},".repeat(2979))).clone();
+    let (tx, body) = body::channel(4);
+    tokio::spawn(async move {
+        let head = Bytes::from_static(b"{\"entries\":[");
+        let mut sent = head.len() as u64;
+        if tx.send(Ok(head)).await.is_err() {
+            return;
+        }
+        while sent < len {
+            let n = usize::try_from((len - sent).min(chunk.len() as u64)).unwrap_or(chunk.len());
+            if tx.send(Ok(chunk.slice(..n))).await.is_err() {
+                return;
+            }
+            sent += n as u64;
+        }
+    });
+    let mut res = Response::new(body);
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, plan: &FaultPlan) -> Handled {
+    if route == Route::Token {
+        return token(shared, req).await;
+    }
+    if let Route::NotFound = route {
+        return Err(ApiError::not_found("Not Found").into());
+    }
+    shared.auth.check(req.headers(), shared.store.clock.now())?;
+    match route {
+        Route::CreateSession => create_session(shared, req, None).await,
+        Route::CreateVersion(file_id) => create_session(shared, req, Some(file_id)).await,
+        Route::GetSession(id) => {
+            let session = shared.store.session(&id)?;
+            Ok(json_response(StatusCode::OK, &session.to_json(&shared.endpoint_base())))
+        }
+        Route::UploadPart(id) => upload_part(shared, req, &id, plan).await,
+        Route::Abort(id) => {
+            shared.store.abort(&id)?;
+            let mut res = Response::new(body::empty());
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            Ok(res)
+        }
+        Route::ListParts(id) => list_parts(shared, &req, &id, plan),
+        Route::Commit(id) => commit(shared, req, &id, plan).await,
+        Route::LogEvent(id) => {
+            shared.store.session(&id)?;
+            let mut res = Response::new(body::empty());
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            Ok(res)
+        }
+        Route::FileInfo(id) => {
+            let file = shared.store.file(&id).ok_or_else(|| ApiError::not_found("Not Found"))?;
+            Ok(json_response(StatusCode::OK, &shared.store.file_full_json(&file)))
+        }
+        Route::FileContent(id) => file_content(shared, &id),
+        Route::MethodNotAllowed(_) => Err(ApiError::new(405, "method_not_allowed", "Method Not Allowed").into()),
+        Route::Token | Route::NotFound => Err(ApiError::not_found("Not Found").into()),
+    }
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<ResBody> {
+    let mut res = Response::new(body::full(value.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// Reads and parses a JSON request body, bounded by the configured limit.
+async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Value, Fail> {
+    let bytes = match read_limited(req.into_body(), shared.config.max_json_body).await {
+        Ok(b) => b,
+        Err(body::ReadError::TooLarge) => {
+            return Err(ApiError::new(413, "request_entity_too_large", "The request body is too large").into())
+        }
+        Err(body::ReadError::Transport(_)) => return Err(Fail::Cut),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")).into())
+}
+
+async fn token(shared: &Arc<Shared>, req: Request<Incoming>) -> Handled {
+    let bytes = match read_limited(req.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(body::ReadError::TooLarge) => {
+            return Err(ApiError::new(413, "request_entity_too_large", "Too large").into())
+        }
+        Err(body::ReadError::Transport(_)) => return Err(Fail::Cut),
+    };
+    let Some(form) = parse_form(&bytes) else {
+        let body = json!({"error": "invalid_request", "error_description": "The body is not form-encoded"});
+        return Ok(json_response(StatusCode::BAD_REQUEST, &body));
+    };
+    let token = shared.store.random_hex(32).to_ascii_lowercase();
+    match shared.auth.issue(&form, shared.store.clock.now(), token) {
+        Ok(v) => Ok(json_response(StatusCode::OK, &v)),
+        Err(e) => Ok(json_response(e.status, &e.body)),
+    }
+}
+
+fn field_file_size(body: &Value, min: u64) -> Result<u64, ApiError> {
+    match body.get("file_size") {
+        None | Some(Value::Null) => Err(ApiError::new(400, "missing_file_size", "File size is required")),
+        Some(v) => {
+            let size = v.as_u64().ok_or_else(|| {
+                ApiError::new(400, "invalid_file_size", "File size must be a non-negative integer")
+                    .context(json!({"file_size": v}))
+            })?;
+            if size < min {
+                return Err(ApiError::new(
+                    400,
+                    "file_size_too_small",
+                    format!("File size {size} is less than minimum allowed for this API: {min}"),
+                ));
+            }
+            Ok(size)
+        }
+    }
+}
+
+async fn create_session(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Option<String>) -> Handled {
+    let body = read_json(shared, req).await?;
+    if !body.is_object() {
+        return Err(ApiError::bad_request("The request body must be a JSON object").into());
+    }
+    let min = shared.config.min_file_size;
+    let target = match file_id {
+        None => {
+            let folder_id = match body.get("folder_id") {
+                None | Some(Value::Null) => {
+                    return Err(ApiError::new(400, "missing_destination", "A destination folder is required").into())
+                }
+                Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.clone(),
+                Some(other) => {
+                    return Err(ApiError::new(400, "invalid_folder_id", "Invalid folder id")
+                        .context(json!({"folder_id": other}))
+                        .into())
+                }
+            };
+            let file_size = field_file_size(&body, min)?;
+            let name = match body.get("file_name") {
+                None | Some(Value::Null) => {
+                    return Err(ApiError::new(400, "missing_file_name", "A file name is required").into())
+                }
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => {
+                    return Err(ApiError::new(400, "item_name_invalid", "Item name invalid")
+                        .context(json!({"file_name": other}))
+                        .into())
+                }
+            };
+            super::sessions::validate_name(&name)?;
+            (Target::NewFile { folder_id, name }, file_size)
+        }
+        Some(file_id) => {
+            if file_id.is_empty() || !file_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::not_found("Not Found").into());
+            }
+            let file_size = field_file_size(&body, min)?;
+            let name = match body.get("file_name") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => {
+                    super::sessions::validate_name(s)?;
+                    Some(s.clone())
+                }
+                Some(other) => {
+                    return Err(ApiError::new(400, "item_name_invalid", "Item name invalid")
+                        .context(json!({"file_name": other}))
+                        .into())
+                }
+            };
+            (Target::NewVersion { file_id, name }, file_size)
+        }
+    };
+    let (target, file_size) = target;
+    let session =
+        shared.store.create_session(target, file_size, shared.config.part_size, shared.config.session_lifetime)?;
+    Ok(json_response(StatusCode::CREATED, &session.to_json(&shared.endpoint_base())))
+}
+
+/// Parses `bytes <first>-<last>/<total>`.
+pub(crate) fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (first, last, total) = (num(first)?, num(last)?, num(total)?);
+    (first <= last && last < total).then_some((first, last, total))
+}
+
+/// Parses `Digest: sha=<base64>` (other algorithms in a list are ignored).
+pub(crate) fn parse_digest(headers: &HeaderMap) -> Result<[u8; 20], ApiError> {
+    let Some(value) = headers.get("digest") else {
+        return Err(
+            ApiError::new(400, "missing_digest", "The Digest header is required").context(json!({"header": "Digest"}))
+        );
+    };
+    let bad = || {
+        ApiError::new(400, "invalid_digest", "The Digest header must be sha=<base64 of the 20-byte SHA-1>")
+            .context(json!({"header": "Digest"}))
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    for item in text.split(',') {
+        let Some((alg, b64)) = item.trim().split_once('=') else { continue };
+        if alg.trim().eq_ignore_ascii_case("sha") {
+            let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|_| bad())?;
+            return <[u8; 20]>::try_from(raw.as_slice()).map_err(|_| bad());
+        }
+    }
+    Err(bad())
+}
+
+async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &FaultPlan) -> Handled {
+    let session = shared.store.session(id)?;
+    let headers = req.headers();
+    let range_header = headers
+        .get(header::CONTENT_RANGE)
+        .ok_or_else(|| ApiError::bad_range("The Content-Range header is required"))?;
+    let (first, last, total) = range_header
+        .to_str()
+        .ok()
+        .and_then(parse_content_range)
+        .ok_or_else(|| ApiError::bad_range("Content-Range must be bytes <first>-<last>/<total>"))?;
+    let size = last - first + 1;
+    let ctx = json!({"range": {"first": first, "last": last, "total": total}, "part_size": session.part_size, "file_size": session.file_size});
+    if total != session.file_size {
+        return Err(ApiError::bad_range("The total in Content-Range does not match the session's file size")
+            .context(ctx)
+            .into());
+    }
+    if first % session.part_size != 0 {
+        return Err(ApiError::bad_range("The part does not start at a multiple of the part size").context(ctx).into());
+    }
+    let is_last = last == total - 1;
+    if size > session.part_size || (!is_last && size != session.part_size) {
+        return Err(ApiError::bad_range(
+            "The part size must equal the session's part size (only the last part may be shorter)",
+        )
+        .context(ctx)
+        .into());
+    }
+    let digest = parse_digest(headers)?;
+    if let Some(cl) = headers.get(header::CONTENT_LENGTH) {
+        let cl: Option<u64> = cl.to_str().ok().and_then(|s| s.parse().ok());
+        if cl != Some(size) {
+            return Err(ApiError::bad_request("Content-Length does not match Content-Range").context(ctx).into());
+        }
+    }
+    let reservation = session.reserve(first, size)?;
+    let cut_at = matches!(plan.early, Some(FaultAction::CutBody)).then_some(size / 2);
+    let mut hasher = Sha1::new();
+    let mut received = 0u64;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(Fail::Cut) };
+        let Ok(data) = frame.into_data() else { continue };
+        if received + data.len() as u64 > size {
+            return Err(ApiError::bad_range("The body is longer than the Content-Range").context(ctx).into());
+        }
+        // A positioned write to the session file; normally a copy into the page cache.
+        session
+            .file
+            .write_all_at(&data, first + received)
+            .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
+        hasher.update(&data);
+        received += data.len() as u64;
+        shared.counters.received(data.len() as u64);
+        if cut_at.is_some_and(|c| received >= c) {
+            return Err(Fail::Cut);
+        }
+    }
+    if received != size {
+        return Err(ApiError::bad_request("The body is shorter than the Content-Range").context(ctx).into());
+    }
+    let actual: [u8; 20] = hasher.finalize().into();
+    if actual != digest {
+        return Err(ApiError::new(
+            412,
+            "precondition_failed",
+            "The SHA-1 in the Digest header does not match the part",
+        )
+        .context(json!({"expected_sha1": hex(&digest), "actual_sha1": hex(&actual)}))
+        .into());
+    }
+    let part_id = shared.store.random_hex(8);
+    let part = reservation.store(part_id, hex(&actual))?;
+    shared.counters.part_stored();
+    let for_hash = Arc::clone(&session);
+    tokio::task::spawn_blocking(move || {
+        // Errors surface again (and are answered) when a commit finishes the hash.
+        let _ = for_hash.advance_prefix();
+    });
+    let mut echo = part.to_json();
+    match plan.wrong_echo {
+        Some(EchoField::Sha1) => echo["sha1"] = json!(hex(&Sha1::digest(part.sha1.as_bytes()))),
+        Some(EchoField::Offset) => echo["offset"] = json!(part.offset + session.part_size),
+        Some(EchoField::Size) => echo["size"] = json!(part.size.saturating_sub(1)),
+        None => {}
+    }
+    Ok(json_response(StatusCode::OK, &json!({"part": echo})))
+}
+
+/// Query parameters, percent-decoded.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+fn list_parts(shared: &Arc<Shared>, req: &Request<Incoming>, id: &str, plan: &FaultPlan) -> Handled {
+    let session = shared.store.session(id)?;
+    let mut offset = 0u64;
+    let mut limit = 100u64;
+    for (k, v) in query_pairs(req.uri().query()) {
+        let n: Option<u64> = v.parse().ok();
+        match k.as_str() {
+            "offset" => {
+                offset = n.ok_or_else(|| {
+                    ApiError::bad_request("offset must be a non-negative integer").context(json!({"offset": v}))
+                })?;
+            }
+            "limit" => {
+                let l = n.filter(|l| *l > 0).ok_or_else(|| {
+                    ApiError::bad_request("limit must be a positive integer").context(json!({"limit": v}))
+                })?;
+                limit = l.min(1000);
+            }
+            _ => {}
+        }
+    }
+    if offset > 10_000 {
+        return Err(ApiError::bad_request("offset must not exceed 10000").context(json!({"offset": offset})).into());
+    }
+    let parts = session.parts();
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(parts.len());
+    let end = start.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX)).min(parts.len());
+    let entries: Vec<Value> = parts[start..end].iter().map(PartRecord::to_json).collect();
+    let total = (parts.len() as i64).saturating_add(plan.total_count_delta).max(0);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "entries": entries,
+            "limit": limit,
+            "offset": offset,
+            "order": [{"by": "offset", "direction": "ASC"}],
+            "total_count": total,
+        }),
+    ))
+}
+
+fn accepted(retry_after: Option<u64>) -> Response<ResBody> {
+    let mut res = Response::new(body::empty());
+    *res.status_mut() = StatusCode::ACCEPTED;
+    if let Some(s) = retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    res
+}
+
+fn parse_commit_parts(body: &Value) -> Result<Vec<PartRecord>, ApiError> {
+    let list = body
+        .get("parts")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("parts (an array of upload parts) is required"))?;
+    list.iter()
+        .map(|p| {
+            let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+            let n = |k: &str| p.get(k).and_then(Value::as_u64);
+            match (s("part_id"), n("offset"), n("size"), s("sha1")) {
+                (Some(part_id), Some(offset), Some(size), Some(sha1)) => Ok(PartRecord { part_id, offset, size, sha1 }),
+                _ => Err(ApiError::bad_request(
+                    "each part needs part_id (string), offset, size (integers) and sha1 (string)",
+                )
+                .context(json!({"part": p}))),
+            }
+        })
+        .collect()
+}
+
+async fn commit(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &FaultPlan) -> Handled {
+    let session = shared.store.session(id)?;
+    let digest = parse_digest(req.headers())?;
+    let header_str =
+        |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let cond =
+        CommitConditions { if_match: header_str(header::IF_MATCH), if_none_match: header_str(header::IF_NONE_MATCH) };
+    let body = read_json(shared, req).await?;
+    let parts = parse_commit_parts(&body)?;
+    match &plan.early {
+        Some(FaultAction::CommitPending { retry_after }) => return Ok(accepted(*retry_after)),
+        Some(FaultAction::PartsMismatch) => {
+            return Err(ApiError::new(
+                400,
+                "parts_mismatch",
+                "The parts in the request do not match the parts uploaded to the session (injected)",
+            )
+            .into())
+        }
+        _ => {}
+    }
+    if shared.store.check_parts(&session, &parts)? {
+        return Ok(accepted(Some(1)));
+    }
+    let for_hash = Arc::clone(&session);
+    let whole = tokio::task::spawn_blocking(move || for_hash.whole_sha1())
+        .await
+        .map_err(|_| ApiError::new(500, "internal_server_error", "hashing task failed"))?
+        .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
+    let Some(whole) = whole else {
+        return Ok(accepted(Some(1)));
+    };
+    if whole != digest {
+        return Err(ApiError::new(400, "digest_mismatch", "The SHA-1 in the Digest header does not match the file")
+            .context(json!({"expected_sha1": hex(&digest), "actual_sha1": hex(&whole)}))
+            .into());
+    }
+    let file = shared.store.commit(&session, &cond)?;
+    shared.counters.commit();
+    Ok(json_response(StatusCode::CREATED, &json!({"entries": [shared.store.file_full_json(&file)], "total_count": 1})))
+}
+
+fn file_content(shared: &Arc<Shared>, id: &str) -> Handled {
+    let info = shared.store.file(id).ok_or_else(|| ApiError::not_found("Not Found"))?;
+    let file = std::fs::File::open(&info.path)
+        .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
+    let (tx, body) = body::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut offset = 0u64;
+        loop {
+            let mut buf = vec![0u8; 256 * 1024];
+            match file.read_at(&mut buf, offset) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    offset += n as u64;
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(parse_content_range("bytes 0-9/20"), Some((0, 9, 20)));
+        assert_eq!(parse_content_range("bytes 10-19/20"), Some((10, 19, 20)));
+        assert_eq!(parse_content_range("bytes 10-20/20"), None);
+        assert_eq!(parse_content_range("bytes 9-8/20"), None);
+        assert_eq!(parse_content_range("bytes -1-8/20"), None);
+        assert_eq!(parse_content_range("bits 0-9/20"), None);
+        assert_eq!(parse_content_range("bytes 0-9/*"), None);
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(classify(&Method::POST, "/api/2.0/files/upload_sessions"), Route::CreateSession);
+        assert_eq!(classify(&Method::POST, "/api/2.0/files/12/upload_sessions"), Route::CreateVersion("12".into()));
+        assert_eq!(classify(&Method::PUT, "/api/2.0/files/upload_sessions/AB"), Route::UploadPart("AB".into()));
+        assert_eq!(classify(&Method::GET, "/api/2.0/files/upload_sessions/AB/parts"), Route::ListParts("AB".into()));
+        assert_eq!(classify(&Method::POST, "/oauth2/token"), Route::Token);
+        assert_eq!(classify(&Method::GET, "/nope"), Route::NotFound);
+    }
+}

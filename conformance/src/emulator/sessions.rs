@@ -1,0 +1,641 @@
+//! The emulator's model: folders, files and upload sessions, and the rules Box applies to them.
+//!
+//! Everything here is independent of HTTP: operations return [`ApiError`]s that the routes turn
+//! into answers. Locks are always taken in the order model → session state, and the prefix hash
+//! lock is never held together with the model lock.
+//!
+//! Whole-file SHA-1: each session keeps a running SHA-1 over the contiguous prefix of parts it
+//! holds. After a part is stored, the prefix is extended over every part that now continues it,
+//! re-reading those bytes from the session file (normally still in the page cache). A commit only
+//! finishes the prefix (nothing left to do when the parts arrived) and compares digests: the file
+//! is never read twice in full, and nothing is re-read when parts arrive in order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use super::clock::{rfc3339, Clock};
+use super::errors::ApiError;
+use super::faults::Rng;
+use super::storage::{hash_range, Storage};
+use crate::body::hex;
+
+/// A committed file as the emulator stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// File id (digits).
+    pub id: String,
+    /// File name.
+    pub name: String,
+    /// Id of the parent folder.
+    pub folder_id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-1 of the content, lower-case hex.
+    pub sha1: String,
+    /// Current etag (`"0"` for a new file, incremented with each version).
+    pub etag: String,
+    /// Current sequence id.
+    pub sequence_id: String,
+    /// Id of the current file version.
+    pub version_id: String,
+    /// Where the content lives on disk.
+    pub path: PathBuf,
+    /// Creation time.
+    pub created_at: SystemTime,
+    /// Time of the latest version.
+    pub modified_at: SystemTime,
+}
+
+/// A folder.
+#[derive(Clone, Debug)]
+pub(crate) struct Folder {
+    pub(crate) id: String,
+    pub(crate) name: String,
+}
+
+/// What a session will create at commit.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    /// A new file in a folder.
+    NewFile { folder_id: String, name: String },
+    /// A new version of an existing file, optionally renamed.
+    NewVersion { file_id: String, name: Option<String> },
+}
+
+/// A stored part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartRecord {
+    pub(crate) part_id: String,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    pub(crate) sha1: String,
+}
+
+impl PartRecord {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({"part_id": self.part_id, "offset": self.offset, "size": self.size, "sha1": self.sha1})
+    }
+}
+
+/// An upload session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) file_size: u64,
+    pub(crate) part_size: u64,
+    pub(crate) total_parts: u64,
+    pub(crate) target: Target,
+    pub(crate) expires_at: SystemTime,
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    state: Mutex<SessionState>,
+    prefix: Mutex<PrefixHash>,
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    parts: BTreeMap<u64, PartRecord>,
+    in_flight: BTreeSet<u64>,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct PrefixHash {
+    hashed: u64,
+    hasher: Sha1,
+    buf: Vec<u8>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Session {
+    /// Parts held, by offset.
+    pub(crate) fn parts(&self) -> Vec<PartRecord> {
+        lock(&self.state).parts.values().cloned().collect()
+    }
+
+    /// Number of parts held.
+    pub(crate) fn num_parts(&self) -> usize {
+        lock(&self.state).parts.len()
+    }
+
+    /// Checks `[offset, offset + size)` against the session's rules and reserves it for an
+    /// upload in progress. The reservation is released when the returned guard drops unless
+    /// [`Reservation::store`] was called.
+    pub(crate) fn reserve(self: &Arc<Self>, offset: u64, size: u64) -> Result<Reservation, ApiError> {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return Err(ApiError::not_found("The upload session was not found"));
+        }
+        let overlaps = st.parts.contains_key(&offset) || st.in_flight.contains(&offset);
+        if overlaps {
+            return Err(ApiError::new(
+                416,
+                "range_overlaps_existing_part",
+                "Part range overlaps with a part that has already been uploaded",
+            )
+            .context(json!({"offset": offset, "size": size})));
+        }
+        st.in_flight.insert(offset);
+        Ok(Reservation { session: Arc::clone(self), offset, size, stored: false })
+    }
+
+    /// Extends the whole-file hash over every part that continues the hashed prefix. Blocking:
+    /// may read from disk.
+    pub(crate) fn advance_prefix(&self) -> std::io::Result<()> {
+        let mut guard = lock(&self.prefix);
+        let prefix = &mut *guard;
+        loop {
+            let next = lock(&self.state).parts.get(&prefix.hashed).map(|p| p.size);
+            let Some(size) = next else { return Ok(()) };
+            hash_range(&self.file, prefix.hashed, size, &mut prefix.hasher, &mut prefix.buf)?;
+            prefix.hashed += size;
+        }
+    }
+
+    /// The SHA-1 of the whole file when every byte is held, else `None`. Blocking.
+    pub(crate) fn whole_sha1(&self) -> std::io::Result<Option<[u8; 20]>> {
+        self.advance_prefix()?;
+        let prefix = lock(&self.prefix);
+        if prefix.hashed == self.file_size {
+            Ok(Some(prefix.hasher.clone().finalize().into()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The UploadSession JSON, with endpoints built from `base` (e.g. `http://host:port/api`).
+    pub(crate) fn to_json(&self, base: &str) -> Value {
+        let url = format!("{base}/2.0/files/upload_sessions/{}", self.id);
+        json!({
+            "total_parts": self.total_parts,
+            "part_size": self.part_size,
+            "session_endpoints": {
+                "upload_part": url,
+                "commit": format!("{url}/commit"),
+                "abort": url,
+                "list_parts": format!("{url}/parts"),
+                "status": url,
+                "log_event": format!("{url}/log"),
+            },
+            "session_expires_at": rfc3339(self.expires_at),
+            "id": self.id,
+            "type": "upload_session",
+            "num_parts_processed": self.num_parts(),
+        })
+    }
+}
+
+/// A part range reserved for an upload in progress.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    session: Arc<Session>,
+    offset: u64,
+    size: u64,
+    stored: bool,
+}
+
+impl Reservation {
+    /// Records the part as held and returns it.
+    pub(crate) fn store(mut self, part_id: String, sha1_hex: String) -> Result<PartRecord, ApiError> {
+        let mut st = lock(&self.session.state);
+        st.in_flight.remove(&self.offset);
+        self.stored = true;
+        if st.closed {
+            return Err(ApiError::not_found("The upload session was not found"));
+        }
+        let part = PartRecord { part_id, offset: self.offset, size: self.size, sha1: sha1_hex };
+        st.parts.insert(self.offset, part.clone());
+        Ok(part)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.stored {
+            lock(&self.session.state).in_flight.remove(&self.offset);
+        }
+    }
+}
+
+/// Checks a file or folder name as Box does.
+pub(crate) fn validate_name(name: &str) -> Result<(), ApiError> {
+    let bad = name.is_empty()
+        || name.chars().count() > 255
+        || name.contains('/')
+        || name.contains('\\')
+        || name == "."
+        || name == ".."
+        || name.trim() != name;
+    if bad {
+        return Err(ApiError::new(400, "item_name_invalid", "Item name invalid").context(json!({"name": name})));
+    }
+    Ok(())
+}
+
+/// Conditions a commit carries.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CommitConditions {
+    pub(crate) if_match: Option<String>,
+    pub(crate) if_none_match: Option<String>,
+}
+
+fn etag_matches(header: &str, etag: Option<&str>) -> bool {
+    header.split(',').any(|candidate| {
+        let c = candidate.trim().trim_start_matches("W/").trim_matches('"');
+        match etag {
+            Some(e) => c == "*" || c == e,
+            None => false,
+        }
+    })
+}
+
+/// The model: folders, files, sessions.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) storage: Storage,
+    pub(crate) clock: Clock,
+    model: Mutex<Model>,
+}
+
+#[derive(Debug)]
+struct Model {
+    folders: HashMap<String, Folder>,
+    files: HashMap<String, FileInfo>,
+    sessions: HashMap<String, Arc<Session>>,
+    next_id: u64,
+    rng: Rng,
+}
+
+impl Model {
+    fn next_numeric(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+
+    fn name_conflict(&self, folder_id: &str, name: &str, except: Option<&str>) -> Option<&FileInfo> {
+        self.files.values().find(|f| f.folder_id == folder_id && f.name == name && Some(f.id.as_str()) != except)
+    }
+}
+
+fn conflict_error(existing: &FileInfo) -> ApiError {
+    ApiError::new(409, "item_name_in_use", "Item with the same name already exists").context(json!({
+        "conflicts": {
+            "type": "file",
+            "id": existing.id,
+            "file_version": {"type": "file_version", "id": existing.version_id, "sha1": existing.sha1},
+            "sequence_id": existing.sequence_id,
+            "etag": existing.etag,
+            "sha1": existing.sha1,
+            "name": existing.name,
+        }
+    }))
+}
+
+fn io_error(e: std::io::Error) -> ApiError {
+    ApiError::new(500, "internal_server_error", format!("storage error: {e}"))
+}
+
+impl Store {
+    /// A store with only the root folder "0" (named "All Files").
+    pub(crate) fn new(storage: Storage, seed: u64) -> Self {
+        let mut folders = HashMap::new();
+        folders.insert("0".to_string(), Folder { id: "0".into(), name: "All Files".into() });
+        Store {
+            storage,
+            clock: Clock::default(),
+            model: Mutex::new(Model {
+                folders,
+                files: HashMap::new(),
+                sessions: HashMap::new(),
+                next_id: 100_000_000_000,
+                rng: Rng::new(seed),
+            }),
+        }
+    }
+
+    /// A fresh random hex id of `len` characters, upper case (deterministic for a seed).
+    pub(crate) fn random_hex(&self, len: usize) -> String {
+        let mut model = lock(&self.model);
+        let mut s = String::with_capacity(len + 16);
+        while s.len() < len {
+            s.push_str(&format!("{:016X}", model.rng.next_u64()));
+        }
+        s.truncate(len);
+        s
+    }
+
+    /// Creates a folder.
+    pub(crate) fn create_folder(&self, parent_id: &str, name: &str) -> Result<String, ApiError> {
+        validate_name(name)?;
+        let mut model = lock(&self.model);
+        if !model.folders.contains_key(parent_id) {
+            return Err(ApiError::not_found("Parent folder not found"));
+        }
+        let id = model.next_numeric();
+        model.folders.insert(id.clone(), Folder { id: id.clone(), name: name.to_string() });
+        Ok(id)
+    }
+
+    /// Whether a folder exists.
+    pub(crate) fn folder(&self, id: &str) -> Option<Folder> {
+        lock(&self.model).folders.get(id).cloned()
+    }
+
+    /// A file by id.
+    pub(crate) fn file(&self, id: &str) -> Option<FileInfo> {
+        lock(&self.model).files.get(id).cloned()
+    }
+
+    /// A file by folder and name.
+    pub(crate) fn find_file(&self, folder_id: &str, name: &str) -> Option<FileInfo> {
+        lock(&self.model).name_conflict(folder_id, name, None).cloned()
+    }
+
+    /// Creates a file with `bytes` directly (no upload session).
+    pub(crate) fn create_file(&self, folder_id: &str, name: &str, bytes: &[u8]) -> Result<FileInfo, ApiError> {
+        validate_name(name)?;
+        let mut model = lock(&self.model);
+        if !model.folders.contains_key(folder_id) {
+            return Err(ApiError::not_found("Folder not found"));
+        }
+        if let Some(existing) = model.name_conflict(folder_id, name, None) {
+            return Err(conflict_error(existing));
+        }
+        let id = model.next_numeric();
+        let version_id = model.next_numeric();
+        let path = self.storage.write_file(&id, &version_id, bytes).map_err(io_error)?;
+        let now = self.clock.now();
+        let info = FileInfo {
+            id: id.clone(),
+            name: name.to_string(),
+            folder_id: folder_id.to_string(),
+            size: bytes.len() as u64,
+            sha1: hex(&Sha1::digest(bytes)),
+            etag: "0".into(),
+            sequence_id: "0".into(),
+            version_id,
+            path,
+            created_at: now,
+            modified_at: now,
+        };
+        model.files.insert(id, info.clone());
+        Ok(info)
+    }
+
+    /// Opens an upload session after checking the target (folder/file exists, name free).
+    pub(crate) fn create_session(
+        &self,
+        target: Target,
+        file_size: u64,
+        part_size: u64,
+        lifetime: Duration,
+    ) -> Result<Arc<Session>, ApiError> {
+        let id = self.random_hex(32);
+        {
+            let model = lock(&self.model);
+            match &target {
+                Target::NewFile { folder_id, name } => {
+                    if !model.folders.contains_key(folder_id) {
+                        return Err(ApiError::not_found("Not Found")
+                            .context(json!({"errors": [{"reason": "not_found", "name": "parent", "message": "Parent folder not found"}]})));
+                    }
+                    if let Some(existing) = model.name_conflict(folder_id, name, None) {
+                        return Err(conflict_error(existing));
+                    }
+                }
+                Target::NewVersion { file_id, name } => {
+                    let Some(file) = model.files.get(file_id) else {
+                        return Err(ApiError::not_found("Not Found"));
+                    };
+                    if let Some(name) = name {
+                        if let Some(existing) = model.name_conflict(&file.folder_id, name, Some(file_id)) {
+                            return Err(conflict_error(existing));
+                        }
+                    }
+                }
+            }
+        }
+        let (path, file) = self.storage.create_session_file(&id, file_size).map_err(io_error)?;
+        let session = Arc::new(Session {
+            id: id.clone(),
+            file_size,
+            part_size,
+            total_parts: file_size.div_ceil(part_size),
+            target,
+            expires_at: self.clock.now() + lifetime,
+            file,
+            path,
+            state: Mutex::new(SessionState::default()),
+            prefix: Mutex::new(PrefixHash::default()),
+        });
+        lock(&self.model).sessions.insert(id, Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// A live session; 404 when unknown, aborted, committed or expired (an expired session is
+    /// removed and its data deleted).
+    pub(crate) fn session(&self, id: &str) -> Result<Arc<Session>, ApiError> {
+        let now = self.clock.now();
+        let mut model = lock(&self.model);
+        let Some(session) = model.sessions.get(id).cloned() else {
+            return Err(ApiError::not_found("The upload session was not found"));
+        };
+        if session.expires_at <= now {
+            model.sessions.remove(id);
+            lock(&session.state).closed = true;
+            let _ = std::fs::remove_file(&session.path);
+            return Err(ApiError::not_found("The upload session has expired"));
+        }
+        Ok(session)
+    }
+
+    /// Ids of the live sessions.
+    pub(crate) fn session_ids(&self) -> Vec<String> {
+        lock(&self.model).sessions.keys().cloned().collect()
+    }
+
+    /// Aborts a session: its parts are discarded and every later request on it gets 404.
+    pub(crate) fn abort(&self, id: &str) -> Result<(), ApiError> {
+        let session = self.session(id)?;
+        let mut model = lock(&self.model);
+        model.sessions.remove(id);
+        lock(&session.state).closed = true;
+        let _ = std::fs::remove_file(&session.path);
+        Ok(())
+    }
+
+    /// Checks a commit's parts list against the parts held. `Ok(true)` when some listed part is
+    /// still being uploaded (the caller answers 202).
+    pub(crate) fn check_parts(&self, session: &Session, listed: &[PartRecord]) -> Result<bool, ApiError> {
+        let st = lock(&session.state);
+        if st.closed {
+            return Err(ApiError::not_found("The upload session was not found"));
+        }
+        if listed.iter().any(|p| st.in_flight.contains(&p.offset)) {
+            return Ok(true);
+        }
+        let held: Vec<&PartRecord> = st.parts.values().collect();
+        let mut sorted: Vec<&PartRecord> = listed.iter().collect();
+        sorted.sort_by_key(|p| p.offset);
+        let covered: u64 = held.iter().map(|p| p.size).sum();
+        let same = held.len() == sorted.len() && held.iter().zip(&sorted).all(|(a, b)| *a == *b);
+        if !same || covered != session.file_size {
+            let missing: Vec<Value> = held.iter().filter(|h| !sorted.contains(h)).map(|h| h.to_json()).collect();
+            let unknown: Vec<Value> = sorted.iter().filter(|p| !held.contains(p)).map(|p| p.to_json()).collect();
+            return Err(ApiError::new(
+                400,
+                "parts_mismatch",
+                "The parts in the request do not match the parts uploaded to the session",
+            )
+            .context(json!({
+                "held_parts": held.len(),
+                "listed_parts": sorted.len(),
+                "bytes_held": covered,
+                "file_size": session.file_size,
+                "not_listed": missing,
+                "not_held": unknown,
+            })));
+        }
+        Ok(false)
+    }
+
+    /// Commits: checks the conditions, then turns the session file into the file's content.
+    pub(crate) fn commit(&self, session: &Session, cond: &CommitConditions) -> Result<FileInfo, ApiError> {
+        let now = self.clock.now();
+        let mut guard = lock(&self.model);
+        let model = &mut *guard;
+        let current: Option<FileInfo> = match &session.target {
+            Target::NewFile { .. } => None,
+            Target::NewVersion { file_id, .. } => match model.files.get(file_id) {
+                Some(f) => Some(f.clone()),
+                None => return Err(ApiError::not_found("The file of this session no longer exists")),
+            },
+        };
+        let etag = current.as_ref().map(|f| f.etag.as_str());
+        if let Some(h) = &cond.if_match {
+            if !etag_matches(h, etag) {
+                return Err(ApiError::new(
+                    412,
+                    "precondition_failed",
+                    "The resource has been modified. Please retrieve the resource again and retry",
+                )
+                .context(json!({"if_match": h, "etag": etag})));
+            }
+        }
+        if let Some(h) = &cond.if_none_match {
+            if etag_matches(h, etag) {
+                return Err(ApiError::new(412, "precondition_failed", "The resource matches If-None-Match")
+                    .context(json!({"if_none_match": h, "etag": etag})));
+            }
+        }
+        let (folder_id, name) = match (&session.target, &current) {
+            (Target::NewFile { folder_id, name }, _) => (folder_id.clone(), name.clone()),
+            (Target::NewVersion { name, .. }, Some(f)) => {
+                (f.folder_id.clone(), name.clone().unwrap_or_else(|| f.name.clone()))
+            }
+            (Target::NewVersion { .. }, None) => return Err(ApiError::not_found("Not Found")),
+        };
+        if !model.folders.contains_key(&folder_id) {
+            return Err(ApiError::not_found("The folder of this session no longer exists"));
+        }
+        let except = current.as_ref().map(|f| f.id.as_str());
+        if let Some(existing) = model.name_conflict(&folder_id, &name, except) {
+            return Err(conflict_error(existing));
+        }
+        let sha1 = {
+            let mut st = lock(&session.state);
+            if st.closed {
+                return Err(ApiError::not_found("The upload session was not found"));
+            }
+            st.closed = true;
+            drop(st);
+            let prefix = lock(&session.prefix);
+            hex(&prefix.hasher.clone().finalize())
+        };
+        let id = match &current {
+            Some(f) => f.id.clone(),
+            None => model.next_numeric(),
+        };
+        let version_id = model.next_numeric();
+        let path = self.storage.file_path(&id, &version_id);
+        if let Err(e) = std::fs::rename(&session.path, &path) {
+            lock(&session.state).closed = false;
+            return Err(io_error(e));
+        }
+        model.sessions.remove(&session.id);
+        let info = match current {
+            Some(old) => {
+                let _ = std::fs::remove_file(&old.path);
+                let bump = |s: &str| s.parse::<u64>().map(|n| n + 1).unwrap_or(1).to_string();
+                FileInfo {
+                    name,
+                    size: session.file_size,
+                    sha1,
+                    etag: bump(&old.etag),
+                    sequence_id: bump(&old.sequence_id),
+                    version_id,
+                    path,
+                    modified_at: now,
+                    ..old
+                }
+            }
+            None => FileInfo {
+                id: id.clone(),
+                name,
+                folder_id,
+                size: session.file_size,
+                sha1,
+                etag: "0".into(),
+                sequence_id: "0".into(),
+                version_id,
+                path,
+                created_at: now,
+                modified_at: now,
+            },
+        };
+        model.files.insert(id, info.clone());
+        Ok(info)
+    }
+
+    /// The FileFull JSON of `file`.
+    pub(crate) fn file_full_json(&self, file: &FileInfo) -> Value {
+        let folder = self.folder(&file.folder_id).unwrap_or(Folder { id: file.folder_id.clone(), name: String::new() });
+        let user = json!({"type": "user", "id": "33333", "name": "Emulated User", "login": "emulated@example.com"});
+        let folder_mini = json!({
+            "type": "folder", "id": folder.id, "sequence_id": null, "etag": null, "name": folder.name,
+        });
+        json!({
+            "id": file.id,
+            "type": "file",
+            "etag": file.etag,
+            "sequence_id": file.sequence_id,
+            "name": file.name,
+            "sha1": file.sha1,
+            "file_version": {"type": "file_version", "id": file.version_id, "sha1": file.sha1},
+            "description": "",
+            "size": file.size,
+            "path_collection": {"total_count": 1, "entries": [folder_mini.clone()]},
+            "created_at": rfc3339(file.created_at),
+            "modified_at": rfc3339(file.modified_at),
+            "trashed_at": null,
+            "purged_at": null,
+            "content_created_at": rfc3339(file.created_at),
+            "content_modified_at": rfc3339(file.modified_at),
+            "created_by": user.clone(),
+            "modified_by": user.clone(),
+            "owned_by": user,
+            "shared_link": null,
+            "parent": folder_mini,
+            "item_status": "active",
+        })
+    }
+}

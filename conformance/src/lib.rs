@@ -1,0 +1,16 @@
+//! Box upload API emulator, recorded fixtures and replay for box-upload.
+//!
+//! - [`Emulator`]: a loopback HTTP/1.1 server implementing Box's upload-session API
+//!   (`/api/2.0/files/upload_sessions...`) and the Client Credentials Grant (`/oauth2/token`),
+//!   with deterministic fault injection ([`Faults`]) and counters.
+//! - [`fixture`]: the JSON fixture format (recorded exchanges) with load/save functions.
+//! - [`recorder`]: a recording proxy that writes fixtures, with secrets redacted.
+//! - [`replay`]: a loopback server that plays a fixture back and reports mismatches.
+
+mod body;
+pub mod emulator;
+
+pub use emulator::{
+    BlockingEmulator, CounterSnapshot, EchoField, Emulator, EmulatorBuilder, EmulatorError, FaultAction, FaultRule,
+    Faults, FileInfo, Op, Trigger, DEFAULT_PART_SIZE, MIN_FILE_SIZE,
+};
