@@ -1,0 +1,2 @@
+//! The `box-upload` command.
+fn main() {}

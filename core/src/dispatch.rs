@@ -1,0 +1,297 @@
+//! Sending requests on behalf of a machine: the token, `User-Agent`, the trusted-host check, and
+//! retries. Machines submit jobs and get back completions; only answers that are final reach them.
+
+use crate::auth::{AccessToken, SharedTokenSource, TokenPoll};
+use crate::driver::{Event, RequestId, RequestKind, Transmit};
+use crate::error::{AuthError, Error, TransportError};
+use crate::response::api_error;
+use crate::retry::{retry_after, Jitter};
+use crate::Config;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A request kept so it can be sent again with a fresh token.
+#[derive(Clone, Debug)]
+struct Template {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Template {
+    fn from_request(request: Request<Bytes>) -> Self {
+        let (parts, body) = request.into_parts();
+        Self { method: parts.method, uri: parts.uri, headers: parts.headers, body }
+    }
+
+    fn build(&self) -> Request<Bytes> {
+        let mut request = Request::new(self.body.clone());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+#[derive(Debug)]
+struct Slot<J> {
+    job: J,
+    kind: RequestKind,
+    template: Template,
+    sends: u32,
+    refreshed: bool,
+    not_before: Option<Instant>,
+    token_used: Option<AccessToken>,
+}
+
+/// A job's final answer, or why there is none.
+#[derive(Debug)]
+pub(crate) enum Completion<J> {
+    /// An answer that is not retried any more (success or final error status).
+    Answered { job: J, response: Response<Bytes> },
+    /// No answer can be had.
+    Failed { job: J, error: Error },
+}
+
+#[derive(Debug)]
+pub(crate) struct Dispatcher<J> {
+    config: Arc<Config>,
+    auth: SharedTokenSource,
+    jitter: Jitter,
+    next_id: u64,
+    queue: Vec<Slot<J>>,
+    in_flight: HashMap<RequestId, Slot<J>>,
+    token_fetch: Option<RequestId>,
+    token_retries: u32,
+    token_not_before: Option<Instant>,
+    completions: VecDeque<Completion<J>>,
+    pub(crate) events: VecDeque<Event>,
+}
+
+impl<J: Clone> Dispatcher<J> {
+    pub(crate) fn new(config: Arc<Config>, auth: SharedTokenSource) -> Self {
+        let jitter = Jitter::new(config.jitter_seed);
+        Self {
+            config,
+            auth,
+            jitter,
+            next_id: 0,
+            queue: Vec::new(),
+            in_flight: HashMap::new(),
+            token_fetch: None,
+            token_retries: 0,
+            token_not_before: None,
+            completions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub(crate) fn jitter(&mut self) -> &mut Jitter {
+        &mut self.jitter
+    }
+
+    /// Queues `request` to be sent at `not_before` (or as soon as possible).
+    pub(crate) fn submit(&mut self, job: J, kind: RequestKind, request: Request<Bytes>, not_before: Option<Instant>) {
+        let slot = Slot {
+            job,
+            kind,
+            template: Template::from_request(request),
+            sends: 0,
+            refreshed: false,
+            not_before,
+            token_used: None,
+        };
+        self.queue.push(slot);
+    }
+
+    /// Forgets every queued job and every answer still to come.
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+        self.in_flight.clear();
+        self.completions.clear();
+    }
+
+    pub(crate) fn poll_completion(&mut self) -> Option<Completion<J>> {
+        self.completions.pop_front()
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        loop {
+            let index = self.queue.iter().position(|s| s.not_before.is_none_or(|t| t <= now))?;
+            if self.token_fetch.is_some() || self.token_not_before.is_some_and(|t| t > now) {
+                return None;
+            }
+            let token = match self.auth.poll_token(now) {
+                Ok(TokenPoll::Ready(token)) => token,
+                Ok(TokenPoll::Fetch(request)) => {
+                    let mut request = *request;
+                    self.config.stamp(&mut request);
+                    let id = self.next_id();
+                    self.token_fetch = Some(id);
+                    return Some(Transmit {
+                        id,
+                        kind: RequestKind::Token,
+                        request,
+                        max_response_bytes: self.config.max_response_bytes,
+                    });
+                }
+                Err(e) => {
+                    self.fail_all_queued(&e.into());
+                    return None;
+                }
+            };
+            let mut slot = self.queue.remove(index);
+            let mut request = slot.template.build();
+            if let Err(error) = self.config.authorize(&mut request, &token, context_of(slot.kind)) {
+                self.completions.push_back(Completion::Failed { job: slot.job, error });
+                continue;
+            }
+            slot.sends += 1;
+            slot.token_used = Some(token);
+            slot.not_before = None;
+            let id = self.next_id();
+            let kind = slot.kind;
+            self.in_flight.insert(id, slot);
+            return Some(Transmit { id, kind, request, max_response_bytes: self.config.max_response_bytes });
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let queued = self.queue.iter().filter_map(|s| s.not_before).min();
+        match (queued, self.token_not_before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn handle_response(&mut self, id: RequestId, response: Response<Bytes>, now: Instant) {
+        if self.token_fetch == Some(id) {
+            self.token_fetch = None;
+            let status = response.status();
+            let delay = self.retry_delay(response.headers(), self.token_retries + 1);
+            match self.auth.handle_token_response(response, now) {
+                Ok(()) => self.token_retries = 0,
+                Err(e) if is_retryable_status(status) && self.token_retries < self.config.retry.max_retries => {
+                    self.token_retries += 1;
+                    self.token_not_before = Some(now + delay);
+                    self.events.push_back(Event::Retrying {
+                        kind: RequestKind::Token,
+                        attempt: self.token_retries,
+                        delay,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => self.fail_all_queued(&e.into()),
+            }
+            return;
+        }
+        let Some(mut slot) = self.in_flight.remove(&id) else { return };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            let refreshable = !slot.refreshed && slot.token_used.as_ref().is_some_and(|t| self.auth.invalidate(t));
+            if refreshable {
+                slot.refreshed = true;
+                self.queue.push(slot);
+            } else {
+                let mut e = api_error(response);
+                e.kind = Some(slot.kind);
+                self.completions
+                    .push_back(Completion::Failed { job: slot.job, error: AuthError::Unauthorized(e).into() });
+            }
+            return;
+        }
+        if is_retryable_status(status) && slot.sends <= self.config.retry.max_retries {
+            let delay = self.retry_delay(response.headers(), slot.sends);
+            self.events.push_back(Event::Retrying {
+                kind: slot.kind,
+                attempt: slot.sends,
+                delay,
+                reason: format!("Box answered {}", status.as_u16()),
+            });
+            slot.not_before = Some(now + delay);
+            self.queue.push(slot);
+            return;
+        }
+        self.completions.push_back(Completion::Answered { job: slot.job, response });
+    }
+
+    pub(crate) fn handle_transport_error(&mut self, id: RequestId, error: TransportError, now: Instant) {
+        if self.token_fetch == Some(id) {
+            self.token_fetch = None;
+            if error.is_retryable() && self.token_retries < self.config.retry.max_retries {
+                self.token_retries += 1;
+                let delay = self.config.retry.backoff(self.token_retries, &mut self.jitter);
+                self.token_not_before = Some(now + delay);
+                self.events.push_back(Event::Retrying {
+                    kind: RequestKind::Token,
+                    attempt: self.token_retries,
+                    delay,
+                    reason: error.to_string(),
+                });
+            } else {
+                let e = Error::Transport { kind: RequestKind::Token, attempts: self.token_retries + 1, source: error };
+                self.fail_all_queued(&e);
+            }
+            return;
+        }
+        let Some(mut slot) = self.in_flight.remove(&id) else { return };
+        if error.is_retryable() && slot.sends <= self.config.retry.max_retries {
+            let delay = self.config.retry.backoff(slot.sends, &mut self.jitter);
+            self.events.push_back(Event::Retrying {
+                kind: slot.kind,
+                attempt: slot.sends,
+                delay,
+                reason: error.to_string(),
+            });
+            slot.not_before = Some(now + delay);
+            self.queue.push(slot);
+        } else {
+            let error = Error::Transport { kind: slot.kind, attempts: slot.sends, source: error };
+            self.completions.push_back(Completion::Failed { job: slot.job, error });
+        }
+    }
+
+    /// `Retry-After` when Box sent one (bounded), else backoff for retry number `retry`.
+    pub(crate) fn retry_delay(&mut self, headers: &HeaderMap, retry: u32) -> Duration {
+        match retry_after(headers) {
+            Some(d) => d.min(self.config.retry.max_retry_after),
+            None => self.config.retry.backoff(retry, &mut self.jitter),
+        }
+    }
+
+    /// No token can be had: every queued job fails with `error`. Jobs submitted later try again.
+    fn fail_all_queued(&mut self, error: &Error) {
+        self.token_retries = 0;
+        for slot in self.queue.drain(..) {
+            self.completions.push_back(Completion::Failed { job: slot.job, error: error.clone() });
+        }
+    }
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+fn context_of(kind: RequestKind) -> &'static str {
+    match kind {
+        RequestKind::UploadPart => "session_endpoints.upload_part",
+        RequestKind::CommitSession => "session_endpoints.commit",
+        RequestKind::ListParts => "session_endpoints.list_parts",
+        RequestKind::AbortSession => "session_endpoints.abort",
+        RequestKind::GetSession => "session_endpoints.status",
+        _ => "the upload base URL",
+    }
+}

@@ -1,0 +1,254 @@
+//! The one surface every transport drives, for single operations and the big upload alike.
+//!
+//! A machine is a value that does no I/O. A driver repeats, in this order:
+//! 1. [`poll_event`](Machine::poll_event) until `None`, and [`poll_output`](Machine::poll_output):
+//!    `Some` ends the run;
+//! 2. [`poll_read`](Machine::poll_read) until `None`, reading each range of the source and handing
+//!    it back with [`handle_read`](Machine::handle_read) (as soon as it can, in any order);
+//! 3. [`poll_transmit`](Machine::poll_transmit) until `None`, sending each request;
+//! 4. waits for an answer, a read, or the instant of [`poll_timeout`](Machine::poll_timeout), and
+//!    passes it in with `handle_response`, `handle_transport_error`, `handle_read` or
+//!    `handle_timeout`.
+//!
+//! The `Instant`s handed in must never go backwards. Spurious `handle_timeout` calls are harmless.
+//! The machine bounds its own work: it offers no further read or request while its limit of parts
+//! in flight is reached, so a driver that obeys it holds at most that many parts in memory.
+
+use crate::digest::Sha1Digest;
+use crate::error::{Error, SourceError, TransportError};
+use bytes::Bytes;
+use http::{Request, Response};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Which of Box's requests a transmit is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestKind {
+    /// The Client Credentials Grant token request.
+    Token,
+    /// Create a session for a new file.
+    CreateSession,
+    /// Create a session for a new version.
+    CreateSessionForFile,
+    /// Get a session.
+    GetSession,
+    /// Upload a part.
+    UploadPart,
+    /// Abort a session.
+    AbortSession,
+    /// List a session's parts.
+    ListParts,
+    /// Commit a session.
+    CommitSession,
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestKind::Token => "token request",
+            RequestKind::CreateSession => "create upload session",
+            RequestKind::CreateSessionForFile => "create upload session for file",
+            RequestKind::GetSession => "get upload session",
+            RequestKind::UploadPart => "upload part",
+            RequestKind::AbortSession => "abort upload session",
+            RequestKind::ListParts => "list parts",
+            RequestKind::CommitSession => "commit upload session",
+        })
+    }
+}
+
+/// Names one request sent, to match its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// A request to send.
+pub struct Transmit {
+    /// Hand this back with the answer.
+    pub id: RequestId,
+    /// Which request it is (for logs and metrics).
+    pub kind: RequestKind,
+    /// The request. Its `Authorization` header is marked sensitive; a token request's body holds
+    /// the client secret. Do not follow redirects with it.
+    pub request: Request<Bytes>,
+    /// Read at most this many bytes of the answer's body; past it, report
+    /// [`TransportErrorKind::BodyTooLarge`](crate::TransportErrorKind::BodyTooLarge).
+    pub max_response_bytes: usize,
+}
+
+impl fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Headers print through `http`, which hides sensitive values; the body is never printed.
+        f.debug_struct("Transmit")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("method", self.request.method())
+            .field("uri", self.request.uri())
+            .field("headers", self.request.headers())
+            .field("body_len", &self.request.body().len())
+            .finish()
+    }
+}
+
+/// Names one read asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReadId(pub u64);
+
+/// A range of the source the machine wants: read `len` bytes at `offset`, fewer only where the
+/// source ends. Reads are asked for in offset order; a driver reading a stream serves them in that
+/// order. The last read asks for one byte at the end of the file, which must come back empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// Hand this back with the bytes.
+    pub id: ReadId,
+    /// Where to read.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: usize,
+}
+
+/// A part's bytes and their SHA-1, hashed once when made. A driver may build it on any thread, so
+/// part hashing need not hold up its loop.
+#[derive(Clone)]
+pub struct PartData {
+    bytes: Bytes,
+    sha1: Sha1Digest,
+}
+
+impl PartData {
+    /// Hashes `bytes`.
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        let sha1 = Sha1Digest::of(&bytes);
+        Self { bytes, sha1 }
+    }
+
+    /// The bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Their SHA-1.
+    #[must_use]
+    pub fn sha1(&self) -> Sha1Digest {
+        self.sha1
+    }
+
+    /// Their length.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether there are no bytes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl fmt::Debug for PartData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartData").field("len", &self.bytes.len()).field("sha1", &self.sha1).finish()
+    }
+}
+
+/// How far an upload has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes Box has acknowledged (parts stored).
+    pub bytes_acknowledged: u64,
+    /// Parts Box has acknowledged.
+    pub parts_acknowledged: u64,
+    /// Bytes read from the source so far.
+    pub bytes_read: u64,
+    /// The file size.
+    pub total_bytes: u64,
+    /// The number of parts.
+    pub total_parts: u64,
+}
+
+/// Something the driver may want to show or act on.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The session exists; a checkpoint can now be saved.
+    SessionCreated {
+        /// The session id.
+        session_id: String,
+    },
+    /// More parts were acknowledged (or read).
+    Progress(Progress),
+    /// The checkpoint changed; save it if resuming matters.
+    CheckpointUpdated,
+    /// A request failed and will be sent again after `delay`.
+    Retrying {
+        /// Which request.
+        kind: RequestKind,
+        /// Retry number, from 1.
+        attempt: u32,
+        /// How long until it is sent.
+        delay: Duration,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Box answered 202 to the commit: it will be sent again after `delay`.
+    CommitPending {
+        /// Commits sent so far.
+        attempts: u32,
+        /// How long until the next.
+        delay: Duration,
+    },
+    /// A stored part whose answer was lost was found in the session and adopted.
+    PartAdopted {
+        /// The part's offset.
+        offset: u64,
+    },
+    /// The session was aborted after a failure or a cancel.
+    Aborted {
+        /// Whether Box confirmed the abort.
+        confirmed: bool,
+    },
+    /// The result is ready: call [`Machine::poll_output`].
+    Finished,
+}
+
+/// A sans-IO state machine a driver runs to completion. See the [module docs](self) for the order
+/// of calls.
+pub trait Machine {
+    /// What a successful run gives.
+    type Output;
+
+    /// The next request to send, if any may be sent at `now`.
+    #[must_use]
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
+
+    /// The next range of the source to read.
+    #[must_use]
+    fn poll_read(&mut self) -> Option<ReadRequest>;
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) at the latest, if anything waits.
+    #[must_use]
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// The next event.
+    #[must_use]
+    fn poll_event(&mut self) -> Option<Event>;
+
+    /// The result, once, when the run is over.
+    #[must_use]
+    fn poll_output(&mut self) -> Option<Result<Self::Output, Error>>;
+
+    /// The answer to request `id`; its body no longer than the transmit's bound.
+    fn handle_response(&mut self, id: RequestId, response: Response<Bytes>, now: Instant);
+
+    /// Request `id` failed in the transport.
+    fn handle_transport_error(&mut self, id: RequestId, error: TransportError, now: Instant);
+
+    /// The bytes of read `id`, or why they could not be read.
+    fn handle_read(&mut self, id: ReadId, data: Result<PartData, SourceError>, now: Instant);
+
+    /// The time is now `now`.
+    fn handle_timeout(&mut self, now: Instant);
+}

@@ -1,0 +1,66 @@
+//! The sans-IO core of box-upload: Box's chunked-upload API as `http::Request` values to send and
+//! `http::Response` values to parse, and the whole big upload as a state machine.
+//!
+//! Nothing here opens a socket, reads a file, starts a thread or reads a clock. A transport
+//! (`box-upload-hyper`, `box-upload-ureq`, or your own) runs a [`Machine`]: it sends the requests the
+//! machine asks for, reads the byte ranges it asks for, and hands back answers, bytes and the time.
+//!
+//! ```
+//! use box_upload_core::{Client, Config, DeveloperToken, Machine, operations::GetUploadSession};
+//! use std::time::Instant;
+//!
+//! let client = Client::new(Config::new(), DeveloperToken::new("token"));
+//! let mut call = client.call(GetUploadSession::by_id("F971964745A5CD0C001BBE4E58196BFD"));
+//! let now = Instant::now();
+//! let transmit = call.poll_transmit(now).expect("a request to send");
+//! assert_eq!(transmit.request.uri(), "https://upload.box.com/api/2.0/files/upload_sessions/F971964745A5CD0C001BBE4E58196BFD");
+//! // Send it with any HTTP client; here, Box's answer is made up.
+//! let answer = http::Response::builder().status(200)
+//!     .body(bytes::Bytes::from_static(br#"{"id":"F971964745A5CD0C001BBE4E58196BFD","part_size":8388608,"total_parts":3}"#))
+//!     .unwrap();
+//! call.handle_response(transmit.id, answer, now);
+//! let session = call.poll_output().expect("finished").expect("parsed");
+//! assert_eq!(session.part_size, Some(8388608));
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use bytes;
+pub use http;
+
+mod auth;
+mod call;
+mod client;
+mod content_range;
+mod digest;
+mod dispatch;
+mod driver;
+mod error;
+pub mod models;
+pub mod operations;
+mod planner;
+mod policy;
+mod response;
+mod retry;
+mod upload;
+
+pub use auth::{
+    AccessToken, BoxSubject, ClientCredentials, DeveloperToken, SharedTokenSource, TokenPoll, TokenSource,
+    DEFAULT_TOKEN_URL,
+};
+pub use call::Call;
+pub use client::Client;
+pub use content_range::{ContentRange, ContentRangeError};
+pub use digest::{DigestError, FileHasher, Sha1Digest};
+pub use driver::{Event, Machine, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit};
+pub use error::{
+    ApiError, AuthError, Error, InputError, ProtocolError, SourceError, TransportError, TransportErrorKind,
+    UntrustedHost,
+};
+pub use planner::{PartPlan, PlanError, PlannedPart, MAX_PARTS, MIN_FILE_SIZE};
+pub use policy::{Config, DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE};
+pub use response::api_error;
+pub use retry::{retry_after, Jitter, RetryPolicy};
+pub use upload::{
+    BigUpload, Checkpoint, ResumeOptions, UploadRequest, UploadTarget, CHECKPOINT_VERSION, DEFAULT_PARTS_IN_FLIGHT,
+};

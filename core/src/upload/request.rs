@@ -1,0 +1,152 @@
+//! What the caller asks of a big upload.
+
+use super::{Settings, UploadTarget};
+use crate::error::InputError;
+use crate::operations::MAX_LIST_LIMIT;
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+
+/// Parts in flight when the caller does not say.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+
+/// A big upload to start: where the file goes, its size, and how to run.
+#[derive(Clone, Debug)]
+pub struct UploadRequest {
+    /// Where the file goes.
+    pub target: UploadTarget,
+    /// The source's size in bytes.
+    pub file_size: u64,
+    /// Parts read and on the wire at once (default 4); bounds memory to this many parts.
+    pub parts_in_flight: usize,
+    /// `If-Match` for the commit (new versions).
+    pub if_match: Option<String>,
+    /// `If-None-Match` for the commit.
+    pub if_none_match: Option<String>,
+    /// Leave the session open after a failure, for a resume (default: abort it).
+    pub keep_session_on_failure: bool,
+    /// A fingerprint of the source, stored in the checkpoint.
+    pub source_fingerprint: Option<String>,
+    /// Parts per list page (default and most 1000).
+    pub list_page_size: u64,
+    /// Headers added to every request.
+    pub headers: HeaderMap,
+}
+
+impl UploadRequest {
+    /// A new file called `file_name` in `folder_id`.
+    pub fn new_file(folder_id: impl Into<String>, file_name: impl Into<String>, file_size: u64) -> Self {
+        Self::with_target(UploadTarget::NewFile { folder_id: folder_id.into(), file_name: file_name.into() }, file_size)
+    }
+
+    /// A new version of `file_id`.
+    pub fn new_version(file_id: impl Into<String>, file_size: u64) -> Self {
+        Self::with_target(UploadTarget::NewVersion { file_id: file_id.into(), file_name: None }, file_size)
+    }
+
+    /// An upload to `target`.
+    pub fn with_target(target: UploadTarget, file_size: u64) -> Self {
+        Self {
+            target,
+            file_size,
+            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            if_match: None,
+            if_none_match: None,
+            keep_session_on_failure: false,
+            source_fingerprint: None,
+            list_page_size: MAX_LIST_LIMIT,
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Sets the parts in flight.
+    #[must_use]
+    pub fn parts_in_flight(mut self, n: usize) -> Self {
+        self.parts_in_flight = n;
+        self
+    }
+
+    /// Commits only if the file's etag is `etag`.
+    #[must_use]
+    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_match = Some(etag.into());
+        self
+    }
+
+    /// Commits only if the file's etag is not `etag`.
+    #[must_use]
+    pub fn if_none_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_none_match = Some(etag.into());
+        self
+    }
+
+    /// Keeps the session after a failure.
+    #[must_use]
+    pub fn keep_session_on_failure(mut self, keep: bool) -> Self {
+        self.keep_session_on_failure = keep;
+        self
+    }
+
+    /// Records a fingerprint of the source in the checkpoint.
+    #[must_use]
+    pub fn source_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.source_fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Adds a header to every request.
+    #[must_use]
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    pub(super) fn into_settings(self) -> Result<Settings, InputError> {
+        if self.parts_in_flight == 0 {
+            return Err(InputError::ZeroParallelism);
+        }
+        if self.list_page_size > MAX_LIST_LIMIT {
+            return Err(InputError::LimitTooLarge(self.list_page_size));
+        }
+        Ok(Settings {
+            target: self.target,
+            file_size: self.file_size,
+            parts_in_flight: self.parts_in_flight,
+            if_match: self.if_match,
+            if_none_match: self.if_none_match,
+            keep_session_on_failure: self.keep_session_on_failure,
+            source_fingerprint: self.source_fingerprint,
+            list_page_size: self.list_page_size,
+            headers: self.headers,
+        })
+    }
+}
+
+/// How to run a resumed upload.
+#[derive(Clone, Debug)]
+pub struct ResumeOptions {
+    /// Parts in flight (default 4).
+    pub parts_in_flight: usize,
+    /// Leave the session open after a failure (default: abort it).
+    pub keep_session_on_failure: bool,
+    /// The source's fingerprint now; refused if the checkpoint holds another.
+    pub source_fingerprint: Option<String>,
+    /// The source's size now; refused if the checkpoint holds another.
+    pub file_size: Option<u64>,
+    /// Parts per list page (default and most 1000).
+    pub list_page_size: u64,
+    /// Headers added to every request.
+    pub headers: HeaderMap,
+}
+
+impl Default for ResumeOptions {
+    fn default() -> Self {
+        Self {
+            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            keep_session_on_failure: false,
+            source_fingerprint: None,
+            file_size: None,
+            list_page_size: MAX_LIST_LIMIT,
+            headers: HeaderMap::new(),
+        }
+    }
+}

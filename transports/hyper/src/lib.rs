@@ -1,0 +1,1 @@
+//! Async (tokio + hyper) transport for box-upload-core.

@@ -1,0 +1,1 @@
+//! Blocking (ureq) transport for box-upload-core.
