@@ -9,6 +9,9 @@
 
 mod body;
 pub mod emulator;
+pub mod fixture;
+pub mod recorder;
+pub mod replay;
 
 pub use emulator::{
     BlockingEmulator, CounterSnapshot, EchoField, Emulator, EmulatorBuilder, EmulatorError, FaultAction, FaultRule,

@@ -47,6 +47,16 @@ use faults::FaultState;
 use sessions::Store;
 use storage::Storage;
 
+/// Parses a form-encoded body (`application/x-www-form-urlencoded`) into pairs.
+pub(crate) fn parse_form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+    auth::parse_form(body)
+}
+
+/// Decodes `%XX` escapes and `+` in a query or form value.
+pub(crate) fn percent_decode_str(s: &str) -> Option<String> {
+    auth::percent_decode(s)
+}
+
 /// Box's minimum file size for chunked uploads.
 pub const MIN_FILE_SIZE: u64 = 20_000_000;
 /// The default part size (8 MiB).
