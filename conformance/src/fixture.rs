@@ -59,9 +59,12 @@ pub const REQUEST_HEADERS: &[&str] =
 /// Response headers kept in fixtures.
 pub const RESPONSE_HEADERS: &[&str] = &["content-type", "retry-after", "location", "www-authenticate"];
 
-/// Form fields and JSON keys whose values are secrets.
+/// Form fields whose values are secrets.
 pub const SECRET_FIELDS: &[&str] =
     &["client_secret", "access_token", "refresh_token", "assertion", "code", "subject_token", "actor_token"];
+
+/// JSON keys whose values are secrets (`code` is not one: Box errors use it for the error code).
+pub const SECRET_JSON_KEYS: &[&str] = &["client_secret", "access_token", "refresh_token", "assertion"];
 
 /// One recorded scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +202,9 @@ impl Fixture {
         let text = std::fs::read_to_string(path)
             .map_err(|source| FixtureError::Io { path: path.display().to_string(), source })?;
         Fixture::from_json_str(&text).map_err(|e| match e {
-            FixtureError::Invalid { message, .. } => FixtureError::Invalid { path: path.display().to_string(), message },
+            FixtureError::Invalid { message, .. } => {
+                FixtureError::Invalid { path: path.display().to_string(), message }
+            }
             other => other,
         })
     }
@@ -306,8 +311,7 @@ impl Body {
     pub fn matches(&self, actual: &Body) -> bool {
         match (self, actual) {
             (Body::Form(want), Body::Form(got)) => {
-                want.len() == got.len()
-                    && want.iter().all(|(k, v)| got.get(k).is_some_and(|g| v == REDACTED || g == v))
+                want.len() == got.len() && want.iter().all(|(k, v)| got.get(k).is_some_and(|g| v == REDACTED || g == v))
             }
             _ => self == actual,
         }
@@ -335,13 +339,13 @@ fn replace_in_json(v: &mut Value, from: &str, to: &str) {
     }
 }
 
-/// Replaces the values of [`SECRET_FIELDS`] keys in JSON objects by [`REDACTED`].
+/// Replaces the values of [`SECRET_JSON_KEYS`] keys in JSON objects by [`REDACTED`].
 pub fn redact_json(v: &mut Value) {
     match v {
         Value::Array(a) => a.iter_mut().for_each(redact_json),
         Value::Object(o) => {
             for (k, x) in o.iter_mut() {
-                if SECRET_FIELDS.contains(&k.as_str()) && x.is_string() {
+                if SECRET_JSON_KEYS.contains(&k.as_str()) && x.is_string() {
                     *x = Value::String(REDACTED.to_string());
                 } else {
                     redact_json(x);
@@ -381,13 +385,19 @@ mod tests {
         assert_eq!(Body::from_bytes(None, b""), Body::Empty);
         let j = Body::from_bytes(Some("application/json"), br#"{"access_token":"abc","expires_in":3}"#);
         assert_eq!(j, Body::Json(serde_json::json!({"access_token": REDACTED, "expires_in": 3})));
-        let f = Body::from_bytes(Some("application/x-www-form-urlencoded"), b"grant_type=client_credentials&client_secret=s%2B");
+        let f = Body::from_bytes(
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=client_credentials&client_secret=s%2B",
+        );
         let Body::Form(map) = &f else { panic!("{f:?}") };
         assert_eq!(map["client_secret"], REDACTED);
         assert_eq!(map["grant_type"], "client_credentials");
         let b = Body::from_bytes(Some("application/octet-stream"), b"{}");
         assert_eq!(b, Body::Binary { len: 2, sha1: "bf21a9e8fbc5a3846fb05b4fa0859e0917b2202f".into() });
-        let live = Body::from_bytes(Some("application/x-www-form-urlencoded"), b"grant_type=client_credentials&client_secret=zz");
+        let live = Body::from_bytes(
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=client_credentials&client_secret=zz",
+        );
         assert!(f.matches(&live));
     }
 

@@ -95,11 +95,8 @@ impl Recorder {
         let upstream_origin = format!("{scheme}://{authority}");
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let connector =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
         let client: HttpsClient = Client::builder(TokioExecutor::new()).build(connector);
         let state = Arc::new(State {
             origin: format!("http://{addr}"),
@@ -128,7 +125,8 @@ impl Recorder {
                         let st = Arc::clone(&st);
                         async move { Ok::<_, std::convert::Infallible>(st.handle(req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = stop_rx.changed() => {}
@@ -201,8 +199,17 @@ struct State {
     saved: Mutex<Vec<PathBuf>>,
 }
 
-const HOP_BY_HOP: &[&str] =
-    &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for h in HOP_BY_HOP {
@@ -309,7 +316,8 @@ impl State {
         // Forward.
         let mut headers = parts.headers.clone();
         strip_hop_by_hop(&mut headers);
-        let mut builder = Request::builder().method(parts.method.clone()).uri(format!("{}{path_and_query}", self.upstream_origin));
+        let mut builder =
+            Request::builder().method(parts.method.clone()).uri(format!("{}{path_and_query}", self.upstream_origin));
         if let Some(h) = builder.headers_mut() {
             *h = headers;
             if let Ok(v) = HeaderValue::from_str(&self.host) {

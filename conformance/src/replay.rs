@@ -82,7 +82,9 @@ pub struct Mismatch {
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.index {
-            Some(i) => write!(f, "request {} differs from exchange #{i}: {}", self.request, self.differences.join("; ")),
+            Some(i) => {
+                write!(f, "request {} differs from exchange #{i}: {}", self.request, self.differences.join("; "))
+            }
             None => write!(f, "unexpected request {} after the last exchange", self.request),
         }
     }
@@ -144,7 +146,8 @@ impl ReplayServer {
                         let st = Arc::clone(&st);
                         async move { Ok::<_, std::convert::Infallible>(st.answer(req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let conn =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = conn => {}
                         _ = stop_rx.changed() => {}
@@ -248,7 +251,8 @@ impl State {
                 let msg = m.to_string();
                 lock(&self.mismatches).push(m);
                 let mut res = Response::new(full(
-                    json!({"type": "error", "status": MISMATCH_STATUS, "code": "replay_mismatch", "message": msg}).to_string(),
+                    json!({"type": "error", "status": MISMATCH_STATUS, "code": "replay_mismatch", "message": msg})
+                        .to_string(),
                 ));
                 *res.status_mut() = StatusCode::from_u16(MISMATCH_STATUS).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -263,7 +267,11 @@ impl State {
         let exchanges = &self.fixture.exchanges;
         let request = format!("{} {}", seen.method, seen.uri);
         let Some(next) = consumed.iter().position(|c| !c) else {
-            return Err(Mismatch { index: None, request, differences: vec!["the fixture has no exchange left".into()] });
+            return Err(Mismatch {
+                index: None,
+                request,
+                differences: vec!["the fixture has no exchange left".into()],
+            });
         };
         let mut candidate = next;
         if self.options.parallel_parts && is_part_upload(&seen.method, &seen.headers) {
@@ -309,7 +317,11 @@ impl State {
         if !want.body.matches(&seen.body) {
             let show = |b: &Body| {
                 let s = serde_json::to_string(b).unwrap_or_default();
-                if s.len() > 300 { format!("{}...", &s[..300]) } else { s }
+                if s.len() > 300 {
+                    format!("{}...", &s[..300])
+                } else {
+                    s
+                }
             };
             d.push(format!("body: expected {}, got {}", show(&want.body), show(&seen.body)));
         }
