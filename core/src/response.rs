@@ -53,3 +53,31 @@ pub(crate) fn error_for(kind: RequestKind, response: Response<Bytes>) -> Error {
     e.kind = Some(kind);
     Error::Api(e)
 }
+
+/// `TryFrom<http::Response>` for the objects Box answers with, as tame-style clients expect. Each
+/// uses the same non-2xx mapping as the operations.
+macro_rules! try_from_response {
+    ($t:ty, $kind:expr) => {
+        impl TryFrom<Response<Bytes>> for $t {
+            type Error = Error;
+
+            fn try_from(response: Response<Bytes>) -> Result<Self, Error> {
+                parse_json($kind, response)
+            }
+        }
+    };
+}
+
+try_from_response!(crate::models::UploadSession, RequestKind::GetSession);
+try_from_response!(crate::models::UploadedPart, RequestKind::UploadPart);
+try_from_response!(crate::models::UploadParts, RequestKind::ListParts);
+
+impl TryFrom<Response<Bytes>> for crate::operations::CommitResponse {
+    type Error = Error;
+
+    fn try_from(response: Response<Bytes>) -> Result<Self, Error> {
+        use crate::operations::Operation as _;
+        let op = crate::operations::CommitUploadSession::by_id("", Vec::new(), crate::Sha1Digest([0; 20]));
+        op.parse(response)
+    }
+}

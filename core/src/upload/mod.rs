@@ -130,6 +130,8 @@ pub struct BigUpload {
     plan: Option<PartPlan>,
     parts: Vec<PartSlot>,
     next_read: usize,
+    /// Parts being read or whose bytes are kept: never more than `parts_in_flight`.
+    holding: usize,
     reads: HashMap<ReadId, ReadTarget>,
     next_read_id: u64,
     eof_checked: Option<bool>,
@@ -226,6 +228,7 @@ impl BigUpload {
             plan: None,
             parts: Vec::new(),
             next_read: 0,
+            holding: 0,
             reads: HashMap::new(),
             next_read_id: 0,
             eof_checked: None,
@@ -338,16 +341,14 @@ impl BigUpload {
     }
 
     fn fail(&mut self, error: Error) {
-        if self.error.is_some() || self.output.is_some() {
+        if self.error.is_some() || self.output.is_some() || self.phase == Phase::Done {
             return;
         }
         self.error = Some(error);
         self.dispatch.clear();
         self.reads.clear();
         self.lister = None;
-        for slot in &mut self.parts {
-            slot.data = None;
-        }
+        self.drop_parts();
         let gone = matches!(self.error, Some(Error::SessionGone { .. }));
         if self.session.is_some() && !self.settings.keep_session_on_failure && !gone {
             self.phase = Phase::Aborting;
@@ -367,6 +368,14 @@ impl BigUpload {
         self.finish_with_error();
     }
 
+    fn drop_parts(&mut self) {
+        for slot in &mut self.parts {
+            slot.data = None;
+            slot.reading = false;
+        }
+        self.holding = 0;
+    }
+
     fn finish_with_error(&mut self) {
         let error = self.error.take().unwrap_or(Error::Cancelled);
         self.finish(Err(error));
@@ -375,7 +384,7 @@ impl BigUpload {
     fn finish(&mut self, output: Result<FileFull, Error>) {
         self.phase = Phase::Done;
         self.dispatch.clear();
-        self.parts.iter_mut().for_each(|p| p.data = None);
+        self.drop_parts();
         self.output = Some(output);
         self.events.push_back(Event::Finished);
     }
@@ -409,8 +418,12 @@ impl BigUpload {
 
     // ---- reads and parts -------------------------------------------------------------------
 
-    fn held(&self) -> usize {
-        self.parts.iter().filter(|p| p.reading || p.data.is_some()).count()
+    /// Lets go of a part's bytes once Box holds the part and the whole-file hash has them.
+    fn release_if_done(&mut self, index: usize) {
+        let slot = &mut self.parts[index];
+        if slot.hashed && matches!(slot.status, PartStatus::Acked(_)) && slot.data.take().is_some() {
+            self.holding -= 1;
+        }
     }
 
     fn on_read(&mut self, id: ReadId, data: Result<PartData, SourceError>, now: Instant) {
@@ -482,9 +495,7 @@ impl BigUpload {
             let Some(data) = &slot.data else { break };
             self.whole.update(data.bytes());
             slot.hashed = true;
-            if matches!(slot.status, PartStatus::Acked(_)) {
-                slot.data = None;
-            }
+            self.release_if_done(self.hashed_upto);
             self.hashed_upto += 1;
         }
         if self.hashed_upto == self.parts.len() && self.digest.is_none() && !self.parts.is_empty() {
@@ -535,9 +546,7 @@ impl BigUpload {
             return;
         }
         slot.status = PartStatus::Acked(part);
-        if slot.hashed {
-            slot.data = None;
-        }
+        self.release_if_done(index);
         self.progress.parts_acknowledged += 1;
         self.progress.bytes_acknowledged += size;
         self.emit_progress();
@@ -709,7 +718,7 @@ impl BigUpload {
         if self.phase != Phase::Uploading || self.lister.is_some() || self.is_over() {
             return;
         }
-        let all_acked = self.parts.iter().all(|p| matches!(p.status, PartStatus::Acked(_)));
+        let all_acked = self.progress.parts_acknowledged == self.parts.len() as u64;
         if all_acked && self.eof_checked == Some(true) && self.digest.is_some() {
             self.phase = Phase::Committing;
             self.start_list(ListPurpose::Verify);
@@ -734,8 +743,7 @@ impl BigUpload {
 
     fn on_commit_answer(&mut self, response: Response<Bytes>, now: Instant) {
         let headers = response.headers().clone();
-        let probe = CommitUploadSession::new(SessionRef::Id(String::new()), Vec::new(), Sha1Digest([0; 20]));
-        match probe.parse(response) {
+        match CommitResponse::try_from(response) {
             Ok(CommitResponse::Committed(files)) => {
                 let result = self.check_committed(files.entries.into_iter().next());
                 self.finish(result);
@@ -901,11 +909,12 @@ impl Machine for BigUpload {
         }
         let plan = self.plan?;
         if self.next_read < plan.len() {
-            if self.held() >= self.settings.parts_in_flight {
+            if self.holding >= self.settings.parts_in_flight {
                 return None;
             }
             let part = plan.part(self.next_read)?;
             self.parts[part.index].reading = true;
+            self.holding += 1;
             self.next_read += 1;
             self.next_read_id += 1;
             let id = ReadId(self.next_read_id);
