@@ -10,7 +10,7 @@ use http::{Request, Uri};
 pub const DEFAULT_UPLOAD_BASE: &str = "https://upload.box.com/api";
 
 /// The `User-Agent` this crate sends.
-pub const USER_AGENT_VALUE: &str = concat!("box-upload/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT_VALUE: &str = concat!("box-upload-core/", env!("CARGO_PKG_VERSION"));
 
 /// How the core builds and sends requests.
 #[derive(Clone, Debug)]
