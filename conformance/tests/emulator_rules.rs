@@ -76,6 +76,7 @@ async fn create_session_validates_the_body() {
         (json!({"folder_id": "0", "file_size": SIZE, "file_name": 7}), 400, "item_name_invalid"),
         (json!(["not", "an", "object"]), 400, "bad_request"),
         (json!({"folder_id": "999", "file_size": SIZE, "file_name": "a"}), 404, "not_found"),
+        (json!({"folder_id": "0", "file_size": u64::MAX, "file_name": "a"}), 403, "storage_limit_exceeded"),
     ];
     for (body, status, code) in cases {
         let r = client.json(Method::POST, path, &body).await;

@@ -93,6 +93,7 @@ pub(crate) struct Config {
     pub(crate) part_size: u64,
     pub(crate) session_lifetime: Duration,
     pub(crate) min_file_size: u64,
+    pub(crate) max_file_size: u64,
     pub(crate) max_json_body: usize,
 }
 
@@ -196,6 +197,7 @@ impl Default for EmulatorBuilder {
                 part_size: DEFAULT_PART_SIZE,
                 session_lifetime: Duration::from_secs(7 * 24 * 3600),
                 min_file_size: MIN_FILE_SIZE,
+                max_file_size: 1 << 40,
                 max_json_body: 1 << 20,
             },
             faults: Faults::default(),
@@ -252,6 +254,14 @@ impl EmulatorBuilder {
     #[must_use]
     pub fn min_file_size(mut self, size: u64) -> Self {
         self.config.min_file_size = size;
+        self
+    }
+
+    /// The largest `file_size` accepted (default 1 TiB); larger sizes answer 403
+    /// `storage_limit_exceeded`, so a hostile size never reaches the disk.
+    #[must_use]
+    pub fn max_file_size(mut self, size: u64) -> Self {
+        self.config.max_file_size = size;
         self
     }
 

@@ -318,7 +318,7 @@ async fn token(shared: &Arc<Shared>, req: Request<Incoming>) -> Handled {
     }
 }
 
-fn field_file_size(body: &Value, min: u64) -> Result<u64, ApiError> {
+fn field_file_size(body: &Value, min: u64, max: u64) -> Result<u64, ApiError> {
     match body.get("file_size") {
         None | Some(Value::Null) => Err(ApiError::new(400, "missing_file_size", "File size is required")),
         Some(v) => {
@@ -331,6 +331,13 @@ fn field_file_size(body: &Value, min: u64) -> Result<u64, ApiError> {
                     400,
                     "file_size_too_small",
                     format!("File size {size} is less than minimum allowed for this API: {min}"),
+                ));
+            }
+            if size > max {
+                return Err(ApiError::new(
+                    403,
+                    "storage_limit_exceeded",
+                    format!("File size {size} exceeds the emulator's storage limit of {max} bytes"),
                 ));
             }
             Ok(size)
@@ -357,7 +364,7 @@ async fn create_session(shared: &Arc<Shared>, req: Request<Incoming>, file_id: O
                         .into())
                 }
             };
-            let file_size = field_file_size(&body, min)?;
+            let file_size = field_file_size(&body, min, shared.config.max_file_size)?;
             let name = match body.get("file_name") {
                 None | Some(Value::Null) => {
                     return Err(ApiError::new(400, "missing_file_name", "A file name is required").into())
@@ -376,7 +383,7 @@ async fn create_session(shared: &Arc<Shared>, req: Request<Incoming>, file_id: O
             if file_id.is_empty() || !file_id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ApiError::not_found("Not Found").into());
             }
-            let file_size = field_file_size(&body, min)?;
+            let file_size = field_file_size(&body, min, shared.config.max_file_size)?;
             let name = match body.get("file_name") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => {
