@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use box_upload_conformance::fixture::{Body, Fixture};
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("official-python")
+    // CI points this at a fresh recording of the official SDK; by default, the committed one.
+    match std::env::var_os("BOX_UPLOAD_OFFICIAL_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("official-python"),
+    }
 }
 
 const OPERATIONS: [&str; 13] = [
