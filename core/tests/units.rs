@@ -215,3 +215,15 @@ fn input_is_checked_before_any_request() {
     assert!(call.poll_transmit(Instant::now()).is_none());
     assert!(matches!(call.poll_output(), Some(Err(Error::UntrustedHost(_)))));
 }
+
+#[test]
+fn commit_sends_attributes_when_given() {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("content_modified_at".into(), serde_json::json!("2017-04-08T00:58:08Z"));
+    let op = CommitUploadSession::by_id("abc", vec![], Sha1Digest::of(b"")).with_attributes(attributes);
+    let request = op.request(&Config::new()).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+    assert_eq!(body, serde_json::json!({"parts": [], "attributes": {"content_modified_at": "2017-04-08T00:58:08Z"}}));
+    let plain = CommitUploadSession::by_id("abc", vec![], Sha1Digest::of(b"")).request(&Config::new()).unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(plain.body()).unwrap(), serde_json::json!({"parts": []}));
+}

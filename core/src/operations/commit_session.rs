@@ -24,6 +24,8 @@ pub struct CommitUploadSession {
     pub if_match: Option<String>,
     /// Commit only if the file's etag is not this.
     pub if_none_match: Option<String>,
+    /// File attributes sent with the parts (e.g. `{"content_modified_at": "2017-04-08T00:58:08Z"}`).
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
     pub(crate) headers: ExtraHeaders,
 }
 
@@ -54,13 +56,28 @@ impl CommitUploadSession {
     /// Commits `session`; the parts are put in offset order.
     pub fn new(session: SessionRef, mut parts: Vec<UploadPart>, digest: Sha1Digest) -> Self {
         parts.sort_by_key(|p| p.offset);
-        Self { session, parts, digest, if_match: None, if_none_match: None, headers: ExtraHeaders::default() }
+        Self {
+            session,
+            parts,
+            digest,
+            if_match: None,
+            if_none_match: None,
+            attributes: None,
+            headers: ExtraHeaders::default(),
+        }
     }
 
     /// Sends `If-Match: etag`.
     #[must_use]
     pub fn with_if_match(mut self, etag: impl Into<String>) -> Self {
         self.if_match = Some(etag.into());
+        self
+    }
+
+    /// Sends file attributes with the commit, as Box's `attributes` object.
+    #[must_use]
+    pub fn with_attributes(mut self, attributes: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.attributes = Some(attributes);
         self
     }
 
@@ -83,7 +100,10 @@ impl Operation for CommitUploadSession {
 
     fn request(&self, config: &Config) -> Result<Request<Bytes>, Error> {
         let uri = self.session.url(config, "/commit")?;
-        let body = serde_json::json!({ "parts": self.parts });
+        let mut body = serde_json::json!({ "parts": self.parts });
+        if let Some(attributes) = &self.attributes {
+            body["attributes"] = serde_json::Value::Object(attributes.clone());
+        }
         let mut request = json_request(Method::POST, uri, &body)?;
         let headers = request.headers_mut();
         let digest =

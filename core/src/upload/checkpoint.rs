@@ -52,6 +52,9 @@ pub struct Checkpoint {
     /// `If-None-Match` for the commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_none_match: Option<String>,
+    /// File attributes for the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     /// Parts Box acknowledged, in offset order.
     pub parts: Vec<UploadPart>,
 }

@@ -117,6 +117,7 @@ struct Settings {
     source_fingerprint: Option<String>,
     list_page_size: u64,
     headers: HeaderMap,
+    commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
@@ -198,6 +199,7 @@ impl BigUpload {
             source_fingerprint: checkpoint.source_fingerprint,
             list_page_size: options.list_page_size,
             headers: options.headers,
+            commit_attributes: checkpoint.commit_attributes,
         };
         if settings.parts_in_flight == 0 {
             return Err(InputError::ZeroParallelism);
@@ -287,6 +289,7 @@ impl BigUpload {
             source_fingerprint: self.settings.source_fingerprint.clone(),
             if_match: self.settings.if_match.clone(),
             if_none_match: self.settings.if_none_match.clone(),
+            commit_attributes: self.settings.commit_attributes.clone(),
             parts,
         })
     }
@@ -737,6 +740,7 @@ impl BigUpload {
         let mut op = CommitUploadSession::new(session, self.acked_parts(), digest);
         op.if_match = self.settings.if_match.clone();
         op.if_none_match = self.settings.if_none_match.clone();
+        op.attributes = self.settings.commit_attributes.clone();
         self.commits += 1;
         self.submit(Job::Commit, &op, not_before);
     }

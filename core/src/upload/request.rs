@@ -30,6 +30,8 @@ pub struct UploadRequest {
     pub list_page_size: u64,
     /// Headers added to every request.
     pub headers: HeaderMap,
+    /// File attributes sent with the commit (e.g. `content_modified_at`).
+    pub commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl UploadRequest {
@@ -55,7 +57,16 @@ impl UploadRequest {
             source_fingerprint: None,
             list_page_size: MAX_LIST_LIMIT,
             headers: HeaderMap::new(),
+            commit_attributes: None,
         }
+    }
+
+    /// Sends file attributes with the commit, such as
+    /// `{"content_modified_at": "2017-04-08T00:58:08Z"}`.
+    #[must_use]
+    pub fn commit_attributes(mut self, attributes: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.commit_attributes = Some(attributes);
+        self
     }
 
     /// Sets the parts in flight.
@@ -117,6 +128,7 @@ impl UploadRequest {
             source_fingerprint: self.source_fingerprint,
             list_page_size: self.list_page_size,
             headers: self.headers,
+            commit_attributes: self.commit_attributes,
         })
     }
 }
