@@ -1,1 +1,61 @@
-//! Async (tokio + hyper) transport for box-upload-core.
+//! Async (tokio + hyper) transport for [`box_upload_core`]: Box's chunked-upload API over a pooled
+//! keep-alive HTTP/1.1 client, HTTPS through rustls (ring, Mozilla roots), plain HTTP for loopback.
+//!
+//! The transport only moves bytes. The core decides everything else: which request comes next,
+//! the token, retries and backoff, what an answer means. This crate runs the core's machines in a
+//! short loop ([`Client::drive`]): requests run as tasks on the connection pool, source reads and
+//! part hashing on blocking threads, and the loop sleeps until the machine's next deadline.
+//!
+//! - [`Client::upload`] / [`Client::upload_with`]: the whole big upload from a [`Source`]
+//!   (a file, a stream, or bytes), with progress, an atomic checkpoint file and cancellation
+//!   ([`UploadOptions`]); [`Client::resume`] continues from a checkpoint.
+//! - The thirteen single operations (`create_upload_session`, `upload_file_part_by_id`, ...), and
+//!   [`Client::run`] for any [`Operation`](box_upload_core::operations::Operation).
+//!
+//! Memory stays under about `(parts_in_flight + 1) × part_size` whatever the file size: the core
+//! asks for no more reads while its parts in flight are held, and parts are never copied on the
+//! way to the socket.
+//!
+//! ```no_run
+//! use box_upload_hyper::{Client, Source, UploadOptions, UploadRequest};
+//!
+//! # async fn demo() -> Result<(), box_upload_hyper::Error> {
+//! let client = Client::builder()
+//!     .developer_token(std::env::var("BOX_TOKEN").unwrap_or_default())
+//!     .parts_in_flight(4)
+//!     .build()?;
+//! // A file size of 0 is taken from the file.
+//! let request = UploadRequest::new_file("0", "video.mp4", 0);
+//! let options = UploadOptions::new()
+//!     .checkpoint_file("video.mp4.box-checkpoint")
+//!     .on_progress(|p| eprintln!("{}/{} bytes", p.bytes_acknowledged, p.total_bytes));
+//! let file = client.upload_with(Source::file("video.mp4"), request, options).await?;
+//! println!("uploaded file {} (sha1 {:?})", file.id, file.sha1);
+//! # Ok(()) }
+//! ```
+//!
+//! Requests are traced with [`tracing`] (a `box_request` span with method, kind and URI path; an
+//! event with status and elapsed time). Headers and bodies are never logged, so neither is the
+//! token.
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod driver;
+mod error;
+mod source;
+mod transport;
+mod upload;
+
+pub use box_upload_core as core;
+pub use box_upload_core::models;
+pub use box_upload_core::operations;
+pub use box_upload_core::{
+    BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeOptions, RetryPolicy,
+    Sha1Digest, SourceError, TokenSource, UploadRequest,
+};
+pub use client::{load_checkpoint, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+pub use error::Error;
+pub use source::Source;
+pub use tokio_util::sync::CancellationToken;
+pub use upload::{ResumeFrom, UploadOptions};

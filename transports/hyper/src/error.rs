@@ -1,0 +1,90 @@
+//! The transport's error: the core's, plus what only a driver can get wrong.
+
+use std::path::PathBuf;
+
+/// Everything an operation or an upload run by this crate can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The core's error: input, Box's answer, auth, retries run out, the source, a cancel.
+    #[error(transparent)]
+    Core(#[from] box_upload_core::Error),
+    /// The client is not configured well enough to build (no token source, a bad URL, ...).
+    #[error("client configuration: {0}")]
+    Config(String),
+    /// The TLS configuration could not be built.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// The source could not be opened or inspected.
+    #[error("cannot open source {path:?}: {source}")]
+    SourceOpen {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source's size is not the one the request declares.
+    #[error("the source has {actual} bytes but the request declares {declared}")]
+    SizeMismatch {
+        /// The size in the request.
+        declared: u64,
+        /// The size of the source.
+        actual: u64,
+    },
+    /// The checkpoint file could not be read or written.
+    #[error("checkpoint file {path:?}: {source}")]
+    Checkpoint {
+        /// The checkpoint path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The checkpoint file is not a checkpoint.
+    #[error("checkpoint file {path:?} is not valid: {detail}")]
+    CheckpointFormat {
+        /// The checkpoint path.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
+    /// A worker task of the driver failed (panicked) or the machine stopped without a result.
+    #[error("internal driver error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The core's error, if this is one.
+    #[must_use]
+    pub fn core(&self) -> Option<&box_upload_core::Error> {
+        match self {
+            Error::Core(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Box's error code (e.g. `item_name_in_use`), when Box gave one.
+    #[must_use]
+    pub fn box_code(&self) -> Option<&str> {
+        self.core().and_then(box_upload_core::Error::box_code)
+    }
+
+    /// Whether the run ended because it was cancelled.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Core(box_upload_core::Error::Cancelled))
+    }
+}
+
+impl From<box_upload_core::InputError> for Error {
+    fn from(e: box_upload_core::InputError) -> Self {
+        Error::Core(e.into())
+    }
+}
+
+impl From<box_upload_core::SourceError> for Error {
+    fn from(e: box_upload_core::SourceError) -> Self {
+        Error::Core(e.into())
+    }
+}
