@@ -1,0 +1,180 @@
+//! Where the bytes of an upload come from: a file (positioned reads), a reader (read once, in
+//! order) or bytes in memory.
+
+use crate::Error;
+use box_upload_core::{PartData, SourceError};
+use bytes::Bytes;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The bytes to upload.
+///
+/// - [`Source::file`] reads with positioned reads (`read_at`), never holding more than the parts
+///   the core asks for. It records the file's size and modification time when opened and checks
+///   them after every read, including the final read at the end of the file that the core makes
+///   before it commits: a change fails the upload with [`SourceError::Changed`], so a file
+///   modified during the upload is never committed.
+/// - [`Source::reader`] reads a stream once, in order (the core asks for ranges in offset order).
+/// - [`Source::bytes`] uploads bytes already in memory, without copying them.
+pub struct Source {
+    inner: Inner,
+}
+
+enum Inner {
+    File { file: File, path: PathBuf, len: u64, modified: Option<SystemTime> },
+    Reader { reader: Box<dyn Read + Send>, position: u64 },
+    Bytes(Bytes),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::File { path, len, .. } => {
+                f.debug_struct("Source::File").field("path", path).field("len", len).finish()
+            }
+            Inner::Reader { position, .. } => f.debug_struct("Source::Reader").field("position", position).finish(),
+            Inner::Bytes(b) => f.debug_struct("Source::Bytes").field("len", &b.len()).finish(),
+        }
+    }
+}
+
+impl Source {
+    /// Opens the file at `path` and records its size and modification time.
+    pub fn file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let open_error = |source| Error::SourceOpen { path: path.clone(), source };
+        let file = File::open(&path).map_err(open_error)?;
+        let meta = file.metadata().map_err(open_error)?;
+        if !meta.is_file() {
+            return Err(open_error(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
+        }
+        Ok(Self { inner: Inner::File { file, len: meta.len(), modified: meta.modified().ok(), path } })
+    }
+
+    /// A stream, read once from its start, in order. Its length is not known in advance: the
+    /// upload's declared size is checked against what it gives.
+    pub fn reader(reader: impl Read + Send + 'static) -> Self {
+        Self { inner: Inner::Reader { reader: Box::new(reader), position: 0 } }
+    }
+
+    /// Bytes in memory.
+    pub fn bytes(bytes: impl Into<Bytes>) -> Self {
+        Self { inner: Inner::Bytes(bytes.into()) }
+    }
+
+    /// The source's length, when known (files and bytes).
+    #[must_use]
+    pub fn len(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::File { len, .. } => Some(*len),
+            Inner::Reader { .. } => None,
+            Inner::Bytes(b) => Some(b.len() as u64),
+        }
+    }
+
+    /// Whether the source is known to be empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// A fingerprint for checkpoints: the canonical path, size and modification time of a file
+    /// (a resume from another file, or from this one changed, is refused). `None` for readers and
+    /// bytes, which carry no identity.
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<String> {
+        match &self.inner {
+            Inner::File { path, len, modified, .. } => {
+                let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                let mtime = modified
+                    .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map_or_else(|| "unknown".to_owned(), |d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
+                Some(format!("file:{}:size={len}:mtime={mtime}", canonical.display()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads `len` bytes at `offset` (fewer only at the end) and hashes them.
+    pub(crate) fn read_part(&mut self, offset: u64, len: usize) -> Result<PartData, SourceError> {
+        match &mut self.inner {
+            Inner::Bytes(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                let end = start.saturating_add(len).min(b.len());
+                Ok(PartData::new(b.slice(start..end)))
+            }
+            Inner::Reader { reader, position } => {
+                if offset != *position {
+                    return Err(SourceError::Io(format!(
+                        "a stream can only be read in order: asked for offset {offset}, at {position}"
+                    )));
+                }
+                let mut buf = vec![0u8; len];
+                let n = fill(|b| reader.read(b), &mut buf).map_err(|e| SourceError::Io(e.to_string()))?;
+                buf.truncate(n);
+                *position += n as u64;
+                Ok(PartData::new(buf))
+            }
+            Inner::File { file, path, len: size, modified } => {
+                let mut buf = vec![0u8; len];
+                let mut at = offset;
+                let n = fill(
+                    |b| {
+                        let r = read_at(file, b, at);
+                        if let Ok(k) = r {
+                            at += k as u64;
+                        }
+                        r
+                    },
+                    &mut buf,
+                )
+                .map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
+                buf.truncate(n);
+                check_unchanged(file, path, *size, *modified)?;
+                Ok(PartData::new(buf))
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the source ends; returns the bytes read.
+fn fill(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+fn check_unchanged(file: &File, path: &Path, size: u64, modified: Option<SystemTime>) -> Result<(), SourceError> {
+    let meta = file.metadata().map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
+    if meta.len() != size {
+        return Err(SourceError::Changed(format!(
+            "{} had {size} bytes when the upload started and has {} now",
+            path.display(),
+            meta.len()
+        )));
+    }
+    if meta.modified().ok() != modified {
+        return Err(SourceError::Changed(format!("{} was modified during the upload", path.display())));
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! What a big upload adds to a plain run: a progress callback, a checkpoint file written on every
+//! change, and cancellation by a flag.
+
+use crate::driver::Hooks;
+use crate::Error;
+use box_upload_core::{BigUpload, Checkpoint, Event, Progress};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the driver looks at a [`CancelFlag`] while it waits.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
+
+/// A flag that stops an upload: set it from any thread (or from the progress callback) and the
+/// upload stops reading and sending, aborts its session (unless
+/// [`UploadOptions::keep_session_on_cancel`]) and fails with
+/// [`box_upload_core::Error::Cancelled`]. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag not set.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the upload to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether stopping was asked.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The shared boolean behind the flag.
+    #[must_use]
+    pub fn as_atomic(&self) -> &Arc<AtomicBool> {
+        &self.0
+    }
+}
+
+impl From<Arc<AtomicBool>> for CancelFlag {
+    fn from(flag: Arc<AtomicBool>) -> Self {
+        Self(flag)
+    }
+}
+
+type ProgressFn = Box<dyn FnMut(Progress) + Send>;
+type EventFn = Box<dyn FnMut(&Event) + Send>;
+
+/// How [`Client::upload_with`](crate::Client::upload_with) and
+/// [`Client::resume_with`](crate::Client::resume_with) report and stop.
+#[derive(Default)]
+pub struct UploadOptions {
+    progress: Option<ProgressFn>,
+    events: Option<EventFn>,
+    checkpoint_file: Option<PathBuf>,
+    cancel: Option<CancelFlag>,
+    keep_session_on_cancel: bool,
+}
+
+impl fmt::Debug for UploadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadOptions")
+            .field("progress", &self.progress.is_some())
+            .field("events", &self.events.is_some())
+            .field("checkpoint_file", &self.checkpoint_file)
+            .field("cancel", &self.cancel)
+            .field("keep_session_on_cancel", &self.keep_session_on_cancel)
+            .finish()
+    }
+}
+
+impl UploadOptions {
+    /// No callback, no checkpoint file, no cancellation.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Calls `f` on the driving thread whenever more bytes are read or acknowledged.
+    #[must_use]
+    pub fn progress(mut self, f: impl FnMut(Progress) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` on the driving thread with every event of the upload (retries, commit pending,
+    /// aborts...), before the progress callback.
+    #[must_use]
+    pub fn on_event(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
+        self.events = Some(Box::new(f));
+        self
+    }
+
+    /// Keeps the checkpoint in `path` (JSON), rewritten atomically (a temporary file in the same
+    /// directory, fsync, rename) whenever it changes, and removed once the file is committed. A
+    /// failure to write it stops the upload with [`Error::CheckpointIo`].
+    #[must_use]
+    pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint_file = Some(path.into());
+        self
+    }
+
+    /// Stops the upload when `flag` is set.
+    #[must_use]
+    pub fn cancel_flag(mut self, flag: CancelFlag) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// On cancel, leaves the session open so the checkpoint can resume it (default: abort it).
+    #[must_use]
+    pub fn keep_session_on_cancel(mut self, keep: bool) -> Self {
+        self.keep_session_on_cancel = keep;
+        self
+    }
+}
+
+/// Reads a checkpoint saved by [`UploadOptions::checkpoint_file`].
+pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, Error> {
+    let path = path.as_ref();
+    let text = fs::read(path).map_err(|source| Error::CheckpointIo { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&text).map_err(|source| Error::CheckpointFormat { path: path.to_path_buf(), source })
+}
+
+/// Writes `checkpoint` to `path` atomically: a temporary file beside it, fsync, rename, and an
+/// fsync of the directory where the platform allows it.
+pub fn save_checkpoint(path: impl AsRef<Path>, checkpoint: &Checkpoint) -> Result<(), Error> {
+    let path = path.as_ref();
+    write_atomically(path, checkpoint).map_err(|source| Error::CheckpointIo { path: path.to_path_buf(), source })
+}
+
+fn write_atomically(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(checkpoint).map_err(io::Error::other)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let written = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return written;
+    }
+    #[cfg(unix)]
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The hooks of a big upload.
+pub(crate) struct UploadHooks {
+    options: UploadOptions,
+    checkpoint_dirty: bool,
+    cancelled: bool,
+    /// A checkpoint write that failed; the upload was cancelled because of it.
+    pub(crate) checkpoint_error: Option<Error>,
+}
+
+impl UploadHooks {
+    pub(crate) fn new(options: UploadOptions) -> Self {
+        Self { options, checkpoint_dirty: false, cancelled: false, checkpoint_error: None }
+    }
+
+    /// After a successful commit the checkpoint is of no use: remove it.
+    pub(crate) fn finished_ok(&self) {
+        if let Some(path) = &self.options.checkpoint_file {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl Hooks<BigUpload> for UploadHooks {
+    fn on_event(&mut self, _machine: &mut BigUpload, event: Event) {
+        if let Some(f) = &mut self.options.events {
+            f(&event);
+        }
+        match event {
+            Event::Progress(p) => {
+                if let Some(f) = &mut self.options.progress {
+                    f(p);
+                }
+            }
+            Event::CheckpointUpdated | Event::SessionCreated { .. } => self.checkpoint_dirty = true,
+            _ => {}
+        }
+    }
+
+    fn flush(&mut self, machine: &mut BigUpload) {
+        if std::mem::take(&mut self.checkpoint_dirty) && self.checkpoint_error.is_none() {
+            if let (Some(path), Some(checkpoint)) = (&self.options.checkpoint_file, machine.checkpoint()) {
+                if let Err(e) = save_checkpoint(path, &checkpoint) {
+                    tracing::warn!(error = %e, "checkpoint write failed; stopping the upload");
+                    self.checkpoint_error = Some(e);
+                    self.cancelled = true;
+                    machine.cancel(self.options.keep_session_on_cancel);
+                }
+            }
+        }
+    }
+
+    fn control(&mut self, machine: &mut BigUpload) {
+        if !self.cancelled && self.options.cancel.as_ref().is_some_and(CancelFlag::is_cancelled) {
+            self.cancelled = true;
+            tracing::debug!(keep_session = self.options.keep_session_on_cancel, "upload cancelled");
+            machine.cancel(self.options.keep_session_on_cancel);
+        }
+    }
+
+    fn tick(&self) -> Option<Duration> {
+        (self.options.cancel.is_some() && !self.cancelled).then_some(CANCEL_POLL)
+    }
+}
