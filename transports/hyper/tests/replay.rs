@@ -261,7 +261,6 @@ async fn issue(client: &Client, origin: &str, ex: &Exchange, by_url: bool, conte
             outcome(r, |c| match c {
                 CommitResponse::Committed(_) => 201,
                 CommitResponse::NotReady { .. } => 202,
-                _ => 0,
             })
         }
         other => panic!("no operation for {other:?}"),
