@@ -2,8 +2,11 @@
 
 use crate::driver::{self, NoHooks};
 use crate::source::Source;
-use crate::transport::{self, AgentSettings};
-use crate::upload::{UploadHooks, UploadOptions};
+use crate::transport::{self, Agent, AgentSettings};
+
+/// Bodies from this size on are sent with `Expect: 100-continue`.
+const EXPECT_CONTINUE_FROM: usize = 64 * 1024;
+use crate::upload::{ResumeFrom, UploadHooks, UploadOptions};
 use crate::Error;
 use box_upload_core::models::{FileFull, UploadPart, UploadParts, UploadSession, UploadedPart};
 use box_upload_core::operations::{
@@ -11,8 +14,8 @@ use box_upload_core::operations::{
     GetUploadSession, ListUploadSessionParts, Operation, UploadFilePart,
 };
 use box_upload_core::{
-    Checkpoint, ClientCredentials, Config, DeveloperToken, Machine, PartData, ResumeOptions, RetryPolicy, Sha1Digest,
-    TokenSource, UploadRequest, DEFAULT_PARTS_IN_FLIGHT,
+    ClientCredentials, Config, DeveloperToken, Machine, PartData, ResumeOptions, RetryPolicy, Sha1Digest, TokenSource,
+    UploadRequest, DEFAULT_PARTS_IN_FLIGHT,
 };
 use bytes::Bytes;
 use std::fmt;
@@ -27,7 +30,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Client {
     core: box_upload_core::Client,
-    agent: ureq::Agent,
+    agent: Agent,
     parts_in_flight: Option<usize>,
 }
 
@@ -81,6 +84,7 @@ impl Default for ClientBuilder {
                 idle_timeout: Some(Duration::from_secs(120)),
                 overall_timeout: None,
                 max_idle_connections: 16,
+                expect_continue_from: Some(EXPECT_CONTINUE_FROM),
             },
             trusted_hosts: Vec::new(),
             retry: None,
@@ -178,13 +182,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether bodies of 64 KiB or more (the parts) are sent with `Expect: 100-continue` (default
+    /// yes): a server refusing a part (401, 429, 5xx) then answers before the part is sent, and
+    /// the answer (with its `Retry-After`) reaches the retry logic instead of a broken pipe.
+    #[must_use]
+    pub fn expect_continue(mut self, enabled: bool) -> Self {
+        self.settings.expect_continue_from = enabled.then_some(EXPECT_CONTINUE_FROM);
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         let mut config = Config::new();
         if let Some(base) = &self.upload_base {
-            config = config
-                .with_upload_base(base)
-                .map_err(|e| Error::BadUrl { url: base.clone(), reason: e.to_string() })?;
+            config = config.with_upload_base(base).map_err(|e| Error::Config(format!("upload base: {e}")))?;
         }
         for host in self.trusted_hosts {
             config = config.with_trusted_host(host);
@@ -202,7 +213,11 @@ impl ClientBuilder {
         if self.parts_in_flight == Some(0) {
             return Err(box_upload_core::InputError::ZeroParallelism.into());
         }
-        let Auth::Source(source) = self.auth else { return Err(Error::NoTokenSource) };
+        let Auth::Source(source) = self.auth else {
+            return Err(Error::Config(
+                "no token source: call developer_token, client_credentials or token_source".into(),
+            ));
+        };
         let core = box_upload_core::Client::new(config, BoxedSource(source));
         let mut settings = self.settings;
         settings.max_idle_connections = settings.max_idle_connections.max(self.parts_in_flight.unwrap_or(0) + 2);
@@ -254,7 +269,7 @@ impl Client {
     /// `http_status_as_error(false)`).
     #[must_use]
     pub fn from_parts(core: box_upload_core::Client, agent: ureq::Agent) -> Self {
-        Self { core, agent, parts_in_flight: None }
+        Self { core, agent: Agent { agent, expect_continue_from: Some(EXPECT_CONTINUE_FROM) }, parts_in_flight: None }
     }
 
     /// The core client (policy and token source).
@@ -266,7 +281,7 @@ impl Client {
     /// The shared ureq agent.
     #[must_use]
     pub fn agent(&self) -> &ureq::Agent {
-        &self.agent
+        &self.agent.agent
     }
 
     fn workers(&self, parts_in_flight: usize) -> usize {
@@ -277,15 +292,15 @@ impl Client {
 
     /// Runs any core machine to its output. Reads it asks for fail (it has no source); use
     /// [`drive_with_source`](Self::drive_with_source) for machines that read.
-    pub fn drive<M: Machine>(&self, mut machine: M) -> Result<M::Output, Error> {
+    pub fn drive<M: Machine>(&self, machine: &mut M) -> Result<M::Output, Error> {
         let workers = self.workers(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT));
-        driver::run(&self.agent, workers, &mut machine, None, &mut NoHooks)
+        driver::run(&self.agent, workers, machine, None, &mut NoHooks)
     }
 
     /// Runs any core machine to its output, serving its reads from `source`.
-    pub fn drive_with_source<M: Machine>(&self, mut machine: M, source: &mut Source) -> Result<M::Output, Error> {
+    pub fn drive_with_source<M: Machine>(&self, machine: &mut M, source: &mut Source) -> Result<M::Output, Error> {
         let workers = self.workers(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT));
-        driver::run(&self.agent, workers, &mut machine, Some(source), &mut NoHooks)
+        driver::run(&self.agent, workers, machine, Some(source), &mut NoHooks)
     }
 
     /// Runs one operation (with the core's token handling and retries).
@@ -297,38 +312,43 @@ impl Client {
     // ---- the 13 operations -----------------------------------------------------------------
 
     /// Creates an upload session for a new file `name` of `size` bytes in `folder_id`.
-    pub fn create_upload_session(&self, folder_id: &str, name: &str, size: u64) -> Result<UploadSession, Error> {
-        self.run(CreateUploadSession::new(folder_id, name, size)?)
+    pub fn create_upload_session(
+        &self,
+        folder_id: impl Into<String>,
+        file_name: impl Into<String>,
+        file_size: u64,
+    ) -> Result<UploadSession, Error> {
+        self.run(CreateUploadSession::new(folder_id, file_name, file_size)?)
     }
 
     /// Creates an upload session for a new version of `file_id`, optionally renaming it.
     pub fn create_upload_session_for_file(
         &self,
-        file_id: &str,
-        size: u64,
-        name: Option<&str>,
+        file_id: impl Into<String>,
+        file_size: u64,
+        file_name: Option<String>,
     ) -> Result<UploadSession, Error> {
-        let mut op = CreateUploadSessionForFile::new(file_id, size)?;
-        if let Some(name) = name {
+        let mut op = CreateUploadSessionForFile::new(file_id, file_size)?;
+        if let Some(name) = file_name {
             op = op.with_file_name(name)?;
         }
         self.run(op)
     }
 
     /// Gets a session by its id.
-    pub fn get_upload_session_by_id(&self, session_id: &str) -> Result<UploadSession, Error> {
+    pub fn get_upload_session_by_id(&self, session_id: impl Into<String>) -> Result<UploadSession, Error> {
         self.run(GetUploadSession::by_id(session_id))
     }
 
     /// Gets a session by its `session_endpoints.status` URL.
-    pub fn get_upload_session_by_url(&self, url: &str) -> Result<UploadSession, Error> {
+    pub fn get_upload_session_by_url(&self, url: impl Into<String>) -> Result<UploadSession, Error> {
         self.run(GetUploadSession::by_url(url))
     }
 
     /// Uploads one part (`bytes` at `offset` of a `file_size`-byte file) to a session by id.
     pub fn upload_file_part_by_id(
         &self,
-        session_id: &str,
+        session_id: impl Into<String>,
         offset: u64,
         file_size: u64,
         bytes: impl Into<Bytes>,
@@ -339,7 +359,7 @@ impl Client {
     /// Uploads one part to a session's `session_endpoints.upload_part` URL.
     pub fn upload_file_part_by_url(
         &self,
-        url: &str,
+        url: impl Into<String>,
         offset: u64,
         file_size: u64,
         bytes: impl Into<Bytes>,
@@ -348,19 +368,19 @@ impl Client {
     }
 
     /// Aborts a session by id.
-    pub fn delete_upload_session_by_id(&self, session_id: &str) -> Result<(), Error> {
+    pub fn delete_upload_session_by_id(&self, session_id: impl Into<String>) -> Result<(), Error> {
         self.run(DeleteUploadSession::by_id(session_id))
     }
 
     /// Aborts a session by its `session_endpoints.abort` URL.
-    pub fn delete_upload_session_by_url(&self, url: &str) -> Result<(), Error> {
+    pub fn delete_upload_session_by_url(&self, url: impl Into<String>) -> Result<(), Error> {
         self.run(DeleteUploadSession::by_url(url))
     }
 
     /// Lists a session's parts by id, from `offset` (default 0), at most `limit` (at most 1000).
     pub fn list_upload_session_parts_by_id(
         &self,
-        session_id: &str,
+        session_id: impl Into<String>,
         offset: Option<u64>,
         limit: Option<u64>,
     ) -> Result<UploadParts, Error> {
@@ -370,7 +390,7 @@ impl Client {
     /// Lists a session's parts by its `session_endpoints.list_parts` URL.
     pub fn list_upload_session_parts_by_url(
         &self,
-        url: &str,
+        url: impl Into<String>,
         offset: Option<u64>,
         limit: Option<u64>,
     ) -> Result<UploadParts, Error> {
@@ -382,11 +402,11 @@ impl Client {
     /// upload does).
     pub fn commit_upload_session_by_id(
         &self,
-        session_id: &str,
+        session_id: impl Into<String>,
         parts: Vec<UploadPart>,
         digest: Sha1Digest,
-        if_match: Option<&str>,
-        if_none_match: Option<&str>,
+        if_match: Option<String>,
+        if_none_match: Option<String>,
     ) -> Result<CommitResponse, Error> {
         self.run(with_conditions(CommitUploadSession::by_id(session_id, parts, digest), if_match, if_none_match))
     }
@@ -394,11 +414,11 @@ impl Client {
     /// Commits a session by its `session_endpoints.commit` URL.
     pub fn commit_upload_session_by_url(
         &self,
-        url: &str,
+        url: impl Into<String>,
         parts: Vec<UploadPart>,
         digest: Sha1Digest,
-        if_match: Option<&str>,
-        if_none_match: Option<&str>,
+        if_match: Option<String>,
+        if_none_match: Option<String>,
     ) -> Result<CommitResponse, Error> {
         self.run(with_conditions(CommitUploadSession::by_url(url, parts, digest), if_match, if_none_match))
     }
@@ -420,8 +440,10 @@ impl Client {
         options: UploadOptions,
     ) -> Result<FileFull, Error> {
         if let Some(actual) = source.len() {
-            if actual != request.file_size {
-                return Err(Error::SourceSize { actual, declared: request.file_size });
+            if request.file_size == 0 {
+                request.file_size = actual;
+            } else if actual != request.file_size {
+                return Err(Error::SizeMismatch { declared: request.file_size, actual });
             }
         }
         if let Some(n) = self.parts_in_flight {
@@ -431,27 +453,43 @@ impl Client {
             request.source_fingerprint = source.fingerprint();
         }
         let workers = self.workers(request.parts_in_flight);
+        tracing::info!(size = request.file_size, parts_in_flight = request.parts_in_flight, "starting upload");
         let machine = self.core.big_upload(request)?;
         self.run_upload(machine, &mut source, workers, options)
     }
 
-    /// Continues the upload of `checkpoint` (saved by [`UploadOptions::checkpoint_file`], read with
-    /// [`load_checkpoint`](crate::load_checkpoint)) from `source`: parts Box holds are read and
-    /// checked against the source but not sent again.
-    pub fn resume(&self, checkpoint: Checkpoint, source: Source, options: ResumeOptions) -> Result<FileFull, Error> {
-        self.resume_with(checkpoint, source, options, UploadOptions::default())
+    /// Continues an upload from a checkpoint (a value, or the path of a file saved by
+    /// [`UploadOptions::checkpoint_file`]) with `source`: parts Box holds are read and checked
+    /// against the source but not sent again.
+    pub fn resume(
+        &self,
+        from: impl Into<ResumeFrom>,
+        source: Source,
+        options: ResumeOptions,
+    ) -> Result<FileFull, Error> {
+        self.resume_with(from, source, options, UploadOptions::default())
     }
 
     /// [`resume`](Self::resume) with a progress callback, a checkpoint file and/or a cancel flag.
     /// The source's size and fingerprint are filled into `options` when it leaves them empty, so a
-    /// checkpoint of another file is refused.
+    /// checkpoint of another file is refused. Resuming from a file keeps that file up to date
+    /// unless `upload_options` names another.
     pub fn resume_with(
         &self,
-        checkpoint: Checkpoint,
+        from: impl Into<ResumeFrom>,
         mut source: Source,
         mut options: ResumeOptions,
-        upload_options: UploadOptions,
+        mut upload_options: UploadOptions,
     ) -> Result<FileFull, Error> {
+        let checkpoint = match from.into() {
+            ResumeFrom::Checkpoint(c) => *c,
+            ResumeFrom::File(path) => {
+                let checkpoint = crate::load_checkpoint(&path)?;
+                upload_options.default_checkpoint_file(path);
+                checkpoint
+            }
+        };
+        tracing::info!(session_id = %checkpoint.session.id, parts_done = checkpoint.parts.len(), "resuming upload");
         if let Some(n) = self.parts_in_flight {
             options.parts_in_flight = n;
         }
@@ -501,8 +539,8 @@ fn with_paging(
 
 fn with_conditions(
     mut op: CommitUploadSession,
-    if_match: Option<&str>,
-    if_none_match: Option<&str>,
+    if_match: Option<String>,
+    if_none_match: Option<String>,
 ) -> CommitUploadSession {
     if let Some(etag) = if_match {
         op = op.with_if_match(etag);

@@ -7,7 +7,7 @@
 //! more than that many parts (plus the one being read).
 
 use crate::source::Source;
-use crate::transport;
+use crate::transport::{self, Agent};
 use crate::Error;
 use box_upload_core::{Event, Machine, PartData, ReadId, ReadRequest, RequestId, SourceError, Transmit};
 use box_upload_core::{TransportError, TransportErrorKind};
@@ -51,7 +51,7 @@ enum Done {
 /// Runs `machine` to its output with `http_workers` request threads and, when a source is given,
 /// a reader thread. Returns once every worker has stopped, so nothing is left on the wire.
 pub(crate) fn run<M: Machine>(
-    agent: &ureq::Agent,
+    agent: &Agent,
     http_workers: usize,
     machine: &mut M,
     source: Option<&mut Source>,
@@ -68,14 +68,14 @@ pub(crate) fn run<M: Machine>(
             thread::Builder::new()
                 .name(format!("box-upload-http-{i}"))
                 .spawn_scoped(scope, move || http_worker(agent, &jobs, &done))
-                .map_err(|e| Error::Driver(format!("cannot start a worker thread: {e}")))?;
+                .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
         }
         if let Some(source) = source {
             let done = done_tx.clone();
             thread::Builder::new()
                 .name("box-upload-read".into())
                 .spawn_scoped(scope, move || read_worker(source, read_rx, &done))
-                .map_err(|e| Error::Driver(format!("cannot start the reader thread: {e}")))?;
+                .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
         } else {
             drop(read_rx);
         }
@@ -113,7 +113,7 @@ fn turn_loop<M: Machine>(
             sent = true;
             match reads {
                 Some(tx) if tx.send(read).is_ok() => outstanding += 1,
-                Some(_) => return Err(Error::Driver("the reader thread stopped".into())),
+                Some(_) => return Err(Error::Internal("the reader thread stopped".into())),
                 None => machine.handle_read(
                     read.id,
                     Err(SourceError::Io("this run has no source to read".into())),
@@ -124,7 +124,7 @@ fn turn_loop<M: Machine>(
         let now = Instant::now();
         while let Some(transmit) = machine.poll_transmit(now) {
             sent = true;
-            jobs.send(transmit).map_err(|_| Error::Driver("the request threads stopped".into()))?;
+            jobs.send(transmit).map_err(|_| Error::Internal("the request threads stopped".into()))?;
             outstanding += 1;
         }
         if sent {
@@ -146,7 +146,7 @@ fn turn_loop<M: Machine>(
             // Nothing in flight and nothing to wait for: nudge the machine once, then give up.
             idle_turns += 1;
             if idle_turns > 2 {
-                return Err(Error::Driver("the machine waits for nothing and has no output".into()));
+                return Err(Error::Internal("the machine waits for nothing and has no output".into()));
             }
             machine.handle_timeout(now);
             if let Some(tick) = hooks.tick() {
@@ -159,9 +159,9 @@ fn turn_loop<M: Machine>(
             Some(wait) => match done.recv_timeout(wait) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Err(Error::Driver("the workers stopped".into())),
+                Err(RecvTimeoutError::Disconnected) => return Err(Error::Internal("the workers stopped".into())),
             },
-            None => Some(done.recv().map_err(|_| Error::Driver("the workers stopped".into()))?),
+            None => Some(done.recv().map_err(|_| Error::Internal("the workers stopped".into()))?),
         };
         let now = Instant::now();
         match message {
@@ -182,7 +182,7 @@ fn turn_loop<M: Machine>(
     }
 }
 
-fn http_worker(agent: &ureq::Agent, jobs: &Mutex<Receiver<Transmit>>, done: &Sender<Done>) {
+fn http_worker(agent: &Agent, jobs: &Mutex<Receiver<Transmit>>, done: &Sender<Done>) {
     loop {
         let job = {
             let guard = jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -190,8 +190,9 @@ fn http_worker(agent: &ureq::Agent, jobs: &Mutex<Receiver<Transmit>>, done: &Sen
         };
         let Ok(transmit) = job else { return };
         let id = transmit.id;
-        let result = catch_unwind(AssertUnwindSafe(|| transport::send(agent, transmit)))
-            .unwrap_or_else(|_| Err(TransportError::new(TransportErrorKind::Other, "the HTTP client panicked")));
+        let result =
+            catch_unwind(AssertUnwindSafe(|| transport::send(&agent.agent, transmit, agent.expect_continue_from)))
+                .unwrap_or_else(|_| Err(TransportError::new(TransportErrorKind::Other, "the HTTP client panicked")));
         if done.send(Done::Answer(id, result)).is_err() {
             return;
         }

@@ -11,17 +11,9 @@ pub enum Error {
     /// the upload was cancelled, and so on.
     #[error(transparent)]
     Core(#[from] box_upload_core::Error),
-    /// A URL given to the builder is not usable.
-    #[error("{url:?} is not a usable URL: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// The builder was given no token source.
-    #[error("no token source: call developer_token, client_credentials or token_source on the builder")]
-    NoTokenSource,
+    /// The client cannot be built as configured (no token source, a bad upload base URL, ...).
+    #[error("client configuration: {0}")]
+    Config(String),
     /// The source could not be opened or examined.
     #[error("cannot open the source {path}: {source}")]
     SourceOpen {
@@ -32,16 +24,16 @@ pub enum Error {
         source: io::Error,
     },
     /// The source's length is not the size the upload declares.
-    #[error("the source has {actual} bytes, the upload declares {declared}")]
-    SourceSize {
-        /// Bytes the source has.
-        actual: u64,
+    #[error("the source has {actual} bytes but the request declares {declared}")]
+    SizeMismatch {
         /// `file_size` of the request.
         declared: u64,
+        /// Bytes the source has.
+        actual: u64,
     },
     /// Reading or writing a checkpoint file failed.
     #[error("checkpoint file {path}: {source}")]
-    CheckpointIo {
+    Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
         /// The I/O error.
@@ -49,17 +41,16 @@ pub enum Error {
         source: io::Error,
     },
     /// A checkpoint file does not hold a checkpoint.
-    #[error("checkpoint file {path} is not a valid checkpoint: {source}")]
+    #[error("checkpoint file {path} is not a valid checkpoint: {detail}")]
     CheckpointFormat {
         /// The checkpoint file.
         path: PathBuf,
         /// What the JSON parser said.
-        #[source]
-        source: serde_json::Error,
+        detail: String,
     },
     /// The driver lost its worker threads or the machine waits for nothing; a bug, never expected.
-    #[error("the driver stopped unexpectedly: {0}")]
-    Driver(String),
+    #[error("internal driver error: {0}")]
+    Internal(String),
 }
 
 impl Error {

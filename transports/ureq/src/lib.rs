@@ -19,7 +19,7 @@
 //! let size = source.len().unwrap_or_default();
 //! let cancel = CancelFlag::new();
 //! let options = UploadOptions::new()
-//!     .progress(|p| eprintln!("{}/{} bytes", p.bytes_acknowledged, p.total_bytes))
+//!     .on_progress(|p| eprintln!("{}/{} bytes", p.bytes_acknowledged, p.total_bytes))
 //!     .checkpoint_file("video.mp4.box-upload.json")
 //!     .cancel_flag(cancel.clone())
 //!     .keep_session_on_cancel(true);
@@ -53,4 +53,4 @@ pub use box_upload_core::{
 pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use source::Source;
-pub use upload::{load_checkpoint, save_checkpoint, CancelFlag, UploadOptions};
+pub use upload::{load_checkpoint, save_checkpoint, CancelFlag, ResumeFrom, UploadOptions};

@@ -14,10 +14,24 @@ pub(crate) struct AgentSettings {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) overall_timeout: Option<Duration>,
     pub(crate) max_idle_connections: usize,
+    /// Ask for `100-continue` before sending bodies of at least this many bytes.
+    pub(crate) expect_continue_from: Option<usize>,
 }
 
-/// The one agent every worker shares (its pool keeps connections alive between requests).
-pub(crate) fn agent(settings: AgentSettings) -> ureq::Agent {
+/// The ureq agent every worker shares (its pool keeps connections alive between requests), and
+/// how requests are sent with it.
+#[derive(Clone)]
+pub(crate) struct Agent {
+    pub(crate) agent: ureq::Agent,
+    pub(crate) expect_continue_from: Option<usize>,
+}
+
+/// The one agent every worker shares.
+pub(crate) fn agent(settings: AgentSettings) -> Agent {
+    Agent { agent: ureq_agent(settings), expect_continue_from: settings.expect_continue_from }
+}
+
+fn ureq_agent(settings: AgentSettings) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -35,7 +49,11 @@ pub(crate) fn agent(settings: AgentSettings) -> ureq::Agent {
 
 /// Sends `transmit` and reads its answer; logs the method, kind, path, status and time taken
 /// (never headers or bodies).
-pub(crate) fn send(agent: &ureq::Agent, transmit: Transmit) -> Result<Response<Bytes>, TransportError> {
+pub(crate) fn send(
+    agent: &ureq::Agent,
+    transmit: Transmit,
+    expect_continue_from: Option<usize>,
+) -> Result<Response<Bytes>, TransportError> {
     let Transmit { id, kind, request, max_response_bytes } = transmit;
     let span = tracing::debug_span!(
         "box_request",
@@ -46,7 +64,7 @@ pub(crate) fn send(agent: &ureq::Agent, transmit: Transmit) -> Result<Response<B
     );
     let _enter = span.enter();
     let started = Instant::now();
-    let result = exchange(agent, kind, request, max_response_bytes);
+    let result = exchange(agent, kind, request, max_response_bytes, expect_continue_from);
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
         Ok(response) => tracing::debug!(
@@ -65,8 +83,14 @@ fn exchange(
     _kind: RequestKind,
     request: Request<Bytes>,
     max_response_bytes: usize,
+    expect_continue_from: Option<usize>,
 ) -> Result<Response<Bytes>, TransportError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if expect_continue_from.is_some_and(|min| body.len() >= min) && !parts.headers.contains_key(http::header::EXPECT) {
+        // A server that refuses the request (401, 429, 5xx) answers before the body is sent,
+        // instead of closing the connection under it, and the answer reaches the core.
+        parts.headers.insert(http::header::EXPECT, http::HeaderValue::from_static("100-continue"));
+    }
     let takes_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
     let response = if body.is_empty() && !takes_body {
         agent.run(Request::from_parts(parts, ()))

@@ -63,6 +63,7 @@ pub struct UploadOptions {
     progress: Option<ProgressFn>,
     events: Option<EventFn>,
     checkpoint_file: Option<PathBuf>,
+    keep_checkpoint_on_success: bool,
     cancel: Option<CancelFlag>,
     keep_session_on_cancel: bool,
 }
@@ -73,6 +74,7 @@ impl fmt::Debug for UploadOptions {
             .field("progress", &self.progress.is_some())
             .field("events", &self.events.is_some())
             .field("checkpoint_file", &self.checkpoint_file)
+            .field("keep_checkpoint_on_success", &self.keep_checkpoint_on_success)
             .field("cancel", &self.cancel)
             .field("keep_session_on_cancel", &self.keep_session_on_cancel)
             .finish()
@@ -88,7 +90,7 @@ impl UploadOptions {
 
     /// Calls `f` on the driving thread whenever more bytes are read or acknowledged.
     #[must_use]
-    pub fn progress(mut self, f: impl FnMut(Progress) + Send + 'static) -> Self {
+    pub fn on_progress(mut self, f: impl FnMut(Progress) + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));
         self
     }
@@ -103,11 +105,24 @@ impl UploadOptions {
 
     /// Keeps the checkpoint in `path` (JSON), rewritten atomically (a temporary file in the same
     /// directory, fsync, rename) whenever it changes, and removed once the file is committed. A
-    /// failure to write it stops the upload with [`Error::CheckpointIo`].
+    /// failure to write it stops the upload with [`Error::Checkpoint`].
     #[must_use]
     pub fn checkpoint_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.checkpoint_file = Some(path.into());
         self
+    }
+
+    /// Leaves the checkpoint file in place after a successful commit (default: remove it).
+    #[must_use]
+    pub fn keep_checkpoint_on_success(mut self, keep: bool) -> Self {
+        self.keep_checkpoint_on_success = keep;
+        self
+    }
+
+    pub(crate) fn default_checkpoint_file(&mut self, path: PathBuf) {
+        if self.checkpoint_file.is_none() {
+            self.checkpoint_file = Some(path);
+        }
     }
 
     /// Stops the upload when `flag` is set.
@@ -125,18 +140,47 @@ impl UploadOptions {
     }
 }
 
+/// Where a resume starts from.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ResumeFrom {
+    /// A checkpoint file written by [`UploadOptions::checkpoint_file`].
+    File(PathBuf),
+    /// A checkpoint value.
+    Checkpoint(Box<Checkpoint>),
+}
+
+impl From<PathBuf> for ResumeFrom {
+    fn from(path: PathBuf) -> Self {
+        ResumeFrom::File(path)
+    }
+}
+
+impl From<&Path> for ResumeFrom {
+    fn from(path: &Path) -> Self {
+        ResumeFrom::File(path.to_owned())
+    }
+}
+
+impl From<Checkpoint> for ResumeFrom {
+    fn from(checkpoint: Checkpoint) -> Self {
+        ResumeFrom::Checkpoint(Box::new(checkpoint))
+    }
+}
+
 /// Reads a checkpoint saved by [`UploadOptions::checkpoint_file`].
 pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, Error> {
     let path = path.as_ref();
-    let text = fs::read(path).map_err(|source| Error::CheckpointIo { path: path.to_path_buf(), source })?;
-    serde_json::from_slice(&text).map_err(|source| Error::CheckpointFormat { path: path.to_path_buf(), source })
+    let text = fs::read(path).map_err(|source| Error::Checkpoint { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&text)
+        .map_err(|e| Error::CheckpointFormat { path: path.to_path_buf(), detail: e.to_string() })
 }
 
 /// Writes `checkpoint` to `path` atomically: a temporary file beside it, fsync, rename, and an
 /// fsync of the directory where the platform allows it.
 pub fn save_checkpoint(path: impl AsRef<Path>, checkpoint: &Checkpoint) -> Result<(), Error> {
     let path = path.as_ref();
-    write_atomically(path, checkpoint).map_err(|source| Error::CheckpointIo { path: path.to_path_buf(), source })
+    write_atomically(path, checkpoint).map_err(|source| Error::Checkpoint { path: path.to_path_buf(), source })
 }
 
 fn write_atomically(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
@@ -184,7 +228,7 @@ impl UploadHooks {
 
     /// After a successful commit the checkpoint is of no use: remove it.
     pub(crate) fn finished_ok(&self) {
-        if let Some(path) = &self.options.checkpoint_file {
+        if let (Some(path), false) = (&self.options.checkpoint_file, self.options.keep_checkpoint_on_success) {
             let _ = fs::remove_file(path);
         }
     }
