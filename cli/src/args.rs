@@ -1,0 +1,303 @@
+//! The command line, declared with clap's derive API.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// The exit codes, shown after `box-upload --help` (and listed in cli/README.md).
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  any other failure (input refused before any request, e.g. a file under 20,000,000 bytes;
+     a bad checkpoint file; cancelled)
+  2  usage error (bad or missing arguments)
+  3  authentication (Box answered 401, the token request was refused, no token given)
+  4  Box answered an error (4xx/5xx after retries, e.g. 404 not found, 409 name in use,
+     412 precondition failed), or an answer that cannot be used
+  5  integrity (digest, part echo or parts list mismatch, the source changed, the committed
+     file does not match, a checkpoint for another file)
+  6  I/O (a file missing or unreadable, network or transport failure)
+
+The token is never printed, in errors or in -v logs.";
+
+/// `box-upload`: big (chunked) uploads to Box, and Box's upload-session operations one by one.
+#[derive(Debug, Parser)]
+#[command(name = "box-upload", version, about, after_help = EXIT_CODES_HELP)]
+pub(crate) struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The HTTP stack that carries the requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TransportKind {
+    /// box-upload-hyper (async, tokio + hyper).
+    Hyper,
+    /// box-upload-ureq (blocking, ureq).
+    Ureq,
+}
+
+impl TransportKind {
+    /// The name used on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TransportKind::Hyper => "hyper",
+            TransportKind::Ureq => "ureq",
+        }
+    }
+}
+
+/// Box's subject types for the Client Credentials Grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SubjectType {
+    /// A service account of the enterprise (`--subject-id` is the enterprise id).
+    Enterprise,
+    /// A managed or app user (`--subject-id` is the user id).
+    User,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// A developer token or any access token (never printed).
+    #[arg(long, global = true, env = "BOX_DEVELOPER_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Client id for the Client Credentials Grant.
+    #[arg(long, global = true, env = "BOX_CLIENT_ID", hide_env_values = true)]
+    pub(crate) client_id: Option<String>,
+    /// Client secret for the Client Credentials Grant (never printed).
+    #[arg(long, global = true, env = "BOX_CLIENT_SECRET", hide_env_values = true)]
+    pub(crate) client_secret: Option<String>,
+    /// Subject type for the Client Credentials Grant.
+    #[arg(long, global = true, env = "BOX_SUBJECT_TYPE", hide_env_values = true, value_enum)]
+    pub(crate) subject_type: Option<SubjectType>,
+    /// Subject id (enterprise or user id) for the Client Credentials Grant.
+    #[arg(long, global = true, env = "BOX_SUBJECT_ID", hide_env_values = true)]
+    pub(crate) subject_id: Option<String>,
+    /// Token endpoint for the Client Credentials Grant.
+    #[arg(long, global = true, env = "BOX_TOKEN_URL", default_value = box_upload_core::DEFAULT_TOKEN_URL)]
+    pub(crate) token_url: String,
+    /// Upload API base URL.
+    #[arg(long, global = true, env = "BOX_UPLOAD_URL", default_value = box_upload_core::DEFAULT_UPLOAD_BASE)]
+    pub(crate) upload_url: String,
+    /// HTTP stack used for the requests.
+    #[arg(long, global = true, value_enum, default_value_t = TransportKind::Hyper)]
+    pub(crate) transport: TransportKind,
+    /// Parts in flight at once during an upload (memory is about this many parts).
+    #[arg(long, global = true, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) parallel: u32,
+    /// Log each request to stderr (-v), more detail with -vv. The token is never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Upload a file of 20,000,000 bytes or more: a new file (--folder) or a new version (--file-id).
+    Upload(UploadArgs),
+    /// Continue an upload from its checkpoint file (written by `upload --checkpoint`).
+    Resume(ResumeArgs),
+    /// Upload-session operations, one request each; Box's JSON answer on stdout.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Part operations, one request each; Box's JSON answer on stdout.
+    #[command(subcommand)]
+    Part(PartCommand),
+}
+
+/// `box-upload upload`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").args(["folder", "file_id", "emulator"]).required(true)))]
+pub(crate) struct UploadArgs {
+    /// The file to upload (with --emulator: optional, default a 100 MB file of random bytes).
+    pub(crate) path: Option<PathBuf>,
+    /// Upload a new file into this folder ("0" is the root).
+    #[arg(long, conflicts_with = "file_id")]
+    pub(crate) folder: Option<String>,
+    /// Upload a new version of this file.
+    #[arg(long)]
+    pub(crate) file_id: Option<String>,
+    /// The name of the file in Box (default: PATH's file name; with --file-id: a rename).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Commit only if the file's current etag is ETAG (new versions).
+    #[arg(long, value_name = "ETAG", requires = "file_id")]
+    pub(crate) if_match: Option<String>,
+    /// Commit only if the file's current etag is not ETAG.
+    #[arg(long, value_name = "ETAG")]
+    pub(crate) if_none_match: Option<String>,
+    /// Keep resume state in FILE as parts are acknowledged (resume with `box-upload resume FILE`);
+    /// the session is kept open on failure, and FILE is removed once the file is committed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) checkpoint: Option<PathBuf>,
+    /// Print the committed file (Box's FileFull JSON) on stdout instead of a summary line.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Start Box's emulator in-process on loopback, upload there through the chosen transport,
+    /// download the result and check it byte for byte. Needs no token.
+    #[arg(long)]
+    pub(crate) emulator: bool,
+    /// With --emulator: the emulator's part size in bytes.
+    #[arg(long, value_name = "BYTES", requires = "emulator", hide = true)]
+    pub(crate) emulator_part_size: Option<u64>,
+}
+
+/// `box-upload resume`.
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// The checkpoint file written by `upload --checkpoint` (kept up to date while resuming).
+    pub(crate) checkpoint: PathBuf,
+    /// The file being uploaded (default: the path recorded in the checkpoint).
+    pub(crate) path: Option<PathBuf>,
+    /// Print the committed file (Box's FileFull JSON) on stdout instead of a summary line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Which session an operation is on: an id, or one of the session's URLs.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("session_ref").args(["session_pos", "session", "session_url"]).required(true)))]
+pub(crate) struct SessionRef {
+    /// The session id, or a session URL (taken as a URL when it starts with http).
+    #[arg(value_name = "SESSION")]
+    pub(crate) session_pos: Option<String>,
+    /// The session id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) session: Option<String>,
+    /// The session URL from `session_endpoints` (e.g. `status`, `abort`, `list_parts`, `commit`).
+    #[arg(long, value_name = "URL")]
+    pub(crate) session_url: Option<String>,
+}
+
+/// A session given by id or by URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SessionTarget {
+    /// By id: the URL is built from `--upload-url`.
+    Id(String),
+    /// By URL, used as given.
+    Url(String),
+}
+
+impl SessionRef {
+    /// The session as an id or a URL.
+    pub(crate) fn target(&self) -> SessionTarget {
+        if let Some(url) = &self.session_url {
+            return SessionTarget::Url(url.clone());
+        }
+        if let Some(id) = &self.session {
+            return SessionTarget::Id(id.clone());
+        }
+        let pos = self.session_pos.clone().unwrap_or_default();
+        if pos.starts_with("http") {
+            SessionTarget::Url(pos)
+        } else {
+            SessionTarget::Id(pos)
+        }
+    }
+}
+
+/// `box-upload session ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionCommand {
+    /// Create an upload session for a new file (POST /files/upload_sessions).
+    Create {
+        /// The folder the file goes into.
+        #[arg(long)]
+        folder: String,
+        /// The file's name.
+        #[arg(long)]
+        name: String,
+        /// The file's size in bytes (at least 20,000,000).
+        #[arg(long, value_name = "BYTES")]
+        size: u64,
+    },
+    /// Create an upload session for a new version of a file (POST /files/{id}/upload_sessions).
+    CreateForFile {
+        /// The file to version.
+        #[arg(long)]
+        file_id: String,
+        /// The new version's size in bytes (at least 20,000,000).
+        #[arg(long, value_name = "BYTES")]
+        size: u64,
+        /// A new name for the file.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Get a session (GET /files/upload_sessions/{id}, or session_endpoints.status).
+    Get {
+        /// The session.
+        #[command(flatten)]
+        session: SessionRef,
+    },
+    /// Abort a session (DELETE /files/upload_sessions/{id}, or session_endpoints.abort).
+    Abort {
+        /// The session.
+        #[command(flatten)]
+        session: SessionRef,
+    },
+    /// List a session's parts (GET .../parts, or session_endpoints.list_parts).
+    Parts {
+        /// The session.
+        #[command(flatten)]
+        session: SessionRef,
+        /// Index of the first part listed.
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Parts per page (at most 1000).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Follow the pages and print every part in one UploadParts object.
+        #[arg(long, conflicts_with = "offset")]
+        all: bool,
+    },
+    /// Commit a session (POST .../commit, or session_endpoints.commit).
+    ///
+    /// The parts come from `session parts` JSON output (an UploadParts object, or a JSON array of
+    /// parts) on stdin or in --parts FILE.
+    Commit {
+        /// The session.
+        #[command(flatten)]
+        session: SessionRef,
+        /// Read the parts from FILE instead of stdin.
+        #[arg(long, value_name = "FILE")]
+        parts: Option<PathBuf>,
+        /// The whole file's SHA-1: `sha=<base64>` or 40 hex digits.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        digest: Option<String>,
+        /// Compute the digest from the file at PATH.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// Commit only if the file's etag is ETAG.
+        #[arg(long, value_name = "ETAG")]
+        if_match: Option<String>,
+        /// Commit only if the file's etag is not ETAG.
+        #[arg(long, value_name = "ETAG")]
+        if_none_match: Option<String>,
+    },
+}
+
+/// `box-upload part ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PartCommand {
+    /// Upload one part (PUT .../upload_sessions/{id}, or session_endpoints.upload_part); the
+    /// Digest and Content-Range are computed from the file, the total size is its length.
+    Upload {
+        /// The session.
+        #[command(flatten)]
+        session: SessionRef,
+        /// The whole file the part is taken from.
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        /// Where the part starts in the file (a multiple of the session's part_size).
+        #[arg(long)]
+        offset: u64,
+        /// The part's size (default: the session's part_size, or up to the end of the file; asks
+        /// Box for the session once to learn it).
+        #[arg(long, value_name = "BYTES")]
+        size: Option<u64>,
+    },
+}

@@ -1,0 +1,490 @@
+//! The commands: argument checks, the calls, and what is printed.
+
+use crate::args::{
+    Cli, Command, Global, PartCommand, ResumeArgs, SessionCommand, SessionTarget, SubjectType, UploadArgs,
+};
+use crate::backend::{Auth, Backend, Job, Settings};
+use crate::failure::{io_failure, Exit, Failure};
+use crate::progress::Bar;
+use box_upload_core::models::{FileFull, UploadPart, UploadParts};
+use box_upload_core::operations::{
+    CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession,
+    GetUploadSession, ListUploadSessionParts, UploadFilePart,
+};
+use box_upload_core::{
+    BoxSubject, Checkpoint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest, MIN_FILE_SIZE,
+};
+use serde::Serialize;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Runs the command `cli` names.
+pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Upload(args) if args.emulator => crate::emulator::run(&global, args),
+        Command::Upload(args) => {
+            let settings = settings(&global, None)?;
+            upload(&settings, &args, None).map(|_| ())
+        }
+        Command::Resume(args) => resume(&global, &args),
+        Command::Session(cmd) => session(&global, cmd),
+        Command::Part(cmd) => part(&global, cmd),
+    }
+}
+
+/// A usage error found after parsing (exit 2, like clap's).
+pub(crate) fn usage(message: impl Into<String>) -> Failure {
+    Failure::new(Exit::Usage, message)
+}
+
+/// The client settings from the global flags; `auth` overrides the credentials (the emulator's).
+pub(crate) fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, Failure> {
+    let auth = match auth {
+        Some(a) => a,
+        None => credentials(global)?,
+    };
+    tracing::debug!(transport = ?global.transport, upload_base = %global.upload_url, ?auth, "client");
+    Ok(Settings {
+        transport: global.transport,
+        upload_base: global.upload_url.clone(),
+        auth,
+        parallel: global.parallel as usize,
+    })
+}
+
+/// The credentials the flags give: the Client Credentials Grant when `--client-id` is given,
+/// else the token.
+fn credentials(global: &Global) -> Result<Auth, Failure> {
+    if let Some(id) = &global.client_id {
+        let secret = global
+            .client_secret
+            .clone()
+            .ok_or_else(|| usage("--client-id needs --client-secret (or BOX_CLIENT_SECRET)"))?;
+        let kind = global
+            .subject_type
+            .ok_or_else(|| usage("--client-id needs --subject-type enterprise|user (or BOX_SUBJECT_TYPE)"))?;
+        let subject_id =
+            global.subject_id.clone().ok_or_else(|| usage("--client-id needs --subject-id (or BOX_SUBJECT_ID)"))?;
+        let subject = match kind {
+            SubjectType::Enterprise => BoxSubject::Enterprise(subject_id),
+            SubjectType::User => BoxSubject::User(subject_id),
+        };
+        return Ok(Auth::Ccg { id: id.clone(), secret, subject, token_url: global.token_url.clone() });
+    }
+    match &global.token {
+        Some(t) if !t.trim().is_empty() => Ok(Auth::Token(t.trim().to_owned())),
+        _ => Err(Failure::new(
+            Exit::Auth,
+            "no credentials: give --token (or BOX_DEVELOPER_TOKEN), or --client-id, --client-secret, \
+             --subject-type and --subject-id for the Client Credentials Grant",
+        )),
+    }
+}
+
+// ---- output ------------------------------------------------------------------------------------
+
+/// Prints `value` as pretty JSON on stdout (a closed pipe is not an error).
+pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(Exit::Other, format!("cannot write JSON: {e}")))?;
+    print_line(&text)
+}
+
+/// Prints one line on stdout (a closed pipe is not an error).
+pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(Exit::Io, format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+// ---- the big upload ----------------------------------------------------------------------------
+
+/// The fingerprint the CLI records in checkpoints: size, modification time and the absolute path
+/// (last, so `resume` can find the file again).
+pub(crate) fn fingerprint(path: &Path, meta: &std::fs::Metadata) -> String {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or_else(|| "unknown".to_owned(), |d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
+    format!("box-upload-cli/1 size={} mtime={mtime} path={}", meta.len(), canonical.display())
+}
+
+/// The path recorded in a CLI fingerprint.
+fn fingerprint_path(fingerprint: &str) -> Option<PathBuf> {
+    let rest = fingerprint.strip_prefix("box-upload-cli/1 ")?;
+    let (_, path) = rest.split_once(" path=")?;
+    Some(PathBuf::from(path))
+}
+
+/// Checks that `path` is a readable regular file of at least 20,000,000 bytes; its metadata.
+pub(crate) fn check_source(path: &Path) -> Result<std::fs::Metadata, Failure> {
+    let meta = std::fs::metadata(path).map_err(|e| io_failure("cannot read", path, &e))?;
+    if !meta.is_file() {
+        return Err(Failure::new(Exit::Io, format!("cannot read {}: not a regular file", path.display())));
+    }
+    std::fs::File::open(path).map_err(|e| io_failure("cannot open", path, &e))?;
+    if meta.len() < MIN_FILE_SIZE {
+        return Err(Failure::new(
+            Exit::Other,
+            format!(
+                "{} is {} bytes; chunked uploads need at least {MIN_FILE_SIZE} bytes (nothing was sent)",
+                path.display(),
+                meta.len()
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+/// `box-upload upload` (also used by `--emulator`); returns the committed file.
+pub(crate) fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result<FileFull, Failure> {
+    let path = path
+        .or(args.path.as_deref())
+        .ok_or_else(|| usage("upload needs a PATH (only --emulator makes one up)"))?
+        .to_path_buf();
+    let meta = check_source(&path)?;
+    let size = meta.len();
+    let mut request = match (&args.folder, &args.file_id) {
+        (_, Some(file_id)) => {
+            let mut r = UploadRequest::new_version(file_id, size);
+            if let Some(name) = &args.name {
+                r.target = box_upload_core::UploadTarget::NewVersion {
+                    file_id: file_id.clone(),
+                    file_name: Some(name.clone()),
+                };
+            }
+            r
+        }
+        (folder, None) => {
+            let name = match &args.name {
+                Some(n) => n.clone(),
+                None => path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| usage(format!("{} has no file name: give --name", path.display())))?,
+            };
+            UploadRequest::new_file(folder.clone().unwrap_or_else(|| "0".into()), name, size)
+        }
+    };
+    request = request.parts_in_flight(settings.parallel).source_fingerprint(fingerprint(&path, &meta));
+    if let Some(etag) = &args.if_match {
+        request = request.if_match(etag);
+    }
+    if let Some(etag) = &args.if_none_match {
+        request = request.if_none_match(etag);
+    }
+    if args.checkpoint.is_some() {
+        request = request.keep_session_on_failure(true);
+    }
+    let backend = Backend::build(settings)?;
+    let bar = Bar::for_stderr(size, "uploading");
+    let job = Job { path: path.clone(), checkpoint: args.checkpoint.clone(), progress: bar.callback() };
+    let started = Instant::now();
+    let result = backend.upload(job, request);
+    finish(&bar, &result);
+    let file = result.map_err(|f| f.context(&format!("upload of {} failed", path.display())))?;
+    report(&file, &path, size, started.elapsed(), args.json)?;
+    Ok(file)
+}
+
+fn finish<T>(bar: &Bar, result: &Result<T, Failure>) {
+    match result {
+        Ok(_) => bar.finish(),
+        Err(_) => bar.abandon(),
+    }
+}
+
+/// Prints the committed file: its JSON, or one summary line.
+fn report(file: &FileFull, path: &Path, size: u64, took: Duration, json: bool) -> Result<(), Failure> {
+    if json {
+        return print_json(file);
+    }
+    let secs = took.as_secs_f64().max(0.001);
+    print_line(&format!(
+        "uploaded {} as file {} {:?} in folder {}: {} bytes, sha1 {}, version {}, {:.1} s ({:.1} MB/s)",
+        path.display(),
+        file.id,
+        file.name.as_deref().unwrap_or(""),
+        file.parent.as_ref().map_or("?", |p| p.id.as_str()),
+        file.size.unwrap_or(size),
+        file.sha1.as_deref().unwrap_or("?"),
+        file.file_version.as_ref().map_or("?", |v| v.id.as_str()),
+        secs,
+        size as f64 / secs / 1e6,
+    ))
+}
+
+/// `box-upload resume`.
+fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> {
+    let text =
+        std::fs::read(&args.checkpoint).map_err(|e| io_failure("cannot read checkpoint", &args.checkpoint, &e))?;
+    let checkpoint: Checkpoint = serde_json::from_slice(&text).map_err(|e| {
+        Failure::new(Exit::Other, format!("{} is not a box-upload checkpoint: {e}", args.checkpoint.display()))
+    })?;
+    let path = match &args.path {
+        Some(p) => p.clone(),
+        None => checkpoint
+            .source_fingerprint
+            .as_deref()
+            .and_then(fingerprint_path)
+            .ok_or_else(|| usage(format!("{} does not name the file: give PATH", args.checkpoint.display())))?,
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| io_failure("cannot read", &path, &e))?;
+    let settings = settings(global, None)?;
+    let options = ResumeOptions {
+        parts_in_flight: settings.parallel,
+        keep_session_on_failure: true,
+        source_fingerprint: Some(fingerprint(&path, &meta)),
+        file_size: Some(meta.len()),
+        ..ResumeOptions::default()
+    };
+    let backend = Backend::build(&settings)?;
+    let bar = Bar::for_stderr(meta.len(), "resuming");
+    let job = Job { path: path.clone(), checkpoint: Some(args.checkpoint.clone()), progress: bar.callback() };
+    let started = Instant::now();
+    let result = backend.resume(job, checkpoint, options);
+    finish(&bar, &result);
+    let file = result.map_err(|f| f.context(&format!("resume of {} failed", path.display())))?;
+    report(&file, &path, meta.len(), started.elapsed(), args.json)
+}
+
+// ---- single operations -------------------------------------------------------------------------
+
+fn backend(global: &Global) -> Result<Backend, Failure> {
+    Backend::build(&settings(global, None)?)
+}
+
+/// `box-upload session ...`.
+fn session(global: &Global, cmd: SessionCommand) -> Result<(), Failure> {
+    match cmd {
+        SessionCommand::Create { folder, name, size } => {
+            let op = CreateUploadSession::new(folder, name, size)?;
+            let session = backend(global)?.run(op).map_err(|f| f.context("session create failed"))?;
+            print_json(&session)
+        }
+        SessionCommand::CreateForFile { file_id, size, name } => {
+            let mut op = CreateUploadSessionForFile::new(file_id, size)?;
+            if let Some(name) = name {
+                op = op.with_file_name(name)?;
+            }
+            let session = backend(global)?.run(op).map_err(|f| f.context("session create-for-file failed"))?;
+            print_json(&session)
+        }
+        SessionCommand::Get { session } => {
+            let op = match session.target() {
+                SessionTarget::Id(id) => GetUploadSession::by_id(id),
+                SessionTarget::Url(url) => GetUploadSession::by_url(url),
+            };
+            let session = backend(global)?.run(op).map_err(|f| f.context("session get failed"))?;
+            print_json(&session)
+        }
+        SessionCommand::Abort { session } => {
+            let target = session.target();
+            let op = match &target {
+                SessionTarget::Id(id) => DeleteUploadSession::by_id(id),
+                SessionTarget::Url(url) => DeleteUploadSession::by_url(url),
+            };
+            backend(global)?.run(op).map_err(|f| f.context("session abort failed"))?;
+            let name = match target {
+                SessionTarget::Id(id) | SessionTarget::Url(id) => id,
+            };
+            eprintln!("aborted upload session {name}");
+            Ok(())
+        }
+        SessionCommand::Parts { session, offset, limit, all } => {
+            let target = session.target();
+            let backend = backend(global)?;
+            let page = |offset: Option<u64>| -> Result<UploadParts, Failure> {
+                let mut op = match &target {
+                    SessionTarget::Id(id) => ListUploadSessionParts::by_id(id),
+                    SessionTarget::Url(url) => ListUploadSessionParts::by_url(url),
+                };
+                if let Some(o) = offset {
+                    op = op.with_offset(o);
+                }
+                if let Some(l) = limit {
+                    op = op.with_limit(l)?;
+                }
+                backend.run(op).map_err(|f| f.context("session parts failed"))
+            };
+            if !all {
+                return print_json(&page(offset)?);
+            }
+            let mut entries = Vec::new();
+            let mut total = None;
+            loop {
+                let got = page(Some(entries.len() as u64))?;
+                total = got.total_count.or(total);
+                let n = got.entries.len();
+                entries.extend(got.entries);
+                if n == 0 || total.is_some_and(|t| entries.len() as u64 >= t) {
+                    break;
+                }
+            }
+            let count = entries.len() as u64;
+            print_json(&UploadParts {
+                entries,
+                limit,
+                offset: Some(0),
+                order: None,
+                total_count: Some(total.unwrap_or(count)),
+            })
+        }
+        SessionCommand::Commit { session, parts, digest, file, if_match, if_none_match } => {
+            let parts = read_parts(parts.as_deref())?;
+            let digest = match (digest, file) {
+                (Some(d), _) => parse_digest(&d)?,
+                (None, Some(path)) => file_digest(&path)?,
+                (None, None) => return Err(usage("give --digest or --file")),
+            };
+            let target = session.target();
+            let backend = backend(global)?;
+            let deadline = Instant::now() + Duration::from_secs(600);
+            loop {
+                let mut op = match &target {
+                    SessionTarget::Id(id) => CommitUploadSession::by_id(id, parts.clone(), digest),
+                    SessionTarget::Url(url) => CommitUploadSession::by_url(url, parts.clone(), digest),
+                };
+                if let Some(e) = &if_match {
+                    op = op.with_if_match(e);
+                }
+                if let Some(e) = &if_none_match {
+                    op = op.with_if_none_match(e);
+                }
+                match backend.run(op).map_err(|f| f.context("session commit failed"))? {
+                    CommitResponse::Committed(files) => return print_json(&files),
+                    CommitResponse::NotReady { retry_after } => {
+                        let wait = retry_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(60));
+                        if Instant::now() + wait > deadline {
+                            return Err(Failure::new(
+                                Exit::Api,
+                                "session commit failed: Box kept answering 202 (parts not processed yet) for 10 minutes",
+                            ));
+                        }
+                        eprintln!("Box is still processing the parts (202); committing again in {} s", wait.as_secs());
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The parts for a commit: an UploadParts object (`session parts` output) or a JSON array.
+fn read_parts(path: Option<&Path>) -> Result<Vec<UploadPart>, Failure> {
+    let text = match path {
+        Some(p) => std::fs::read(p).map_err(|e| io_failure("cannot read parts file", p, &e))?,
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(usage("give the parts as JSON on stdin (e.g. from `session parts --all`) or --parts FILE"));
+            }
+            let mut buf = Vec::new();
+            stdin
+                .lock()
+                .read_to_end(&mut buf)
+                .map_err(|e| Failure::new(Exit::Io, format!("cannot read stdin: {e}")))?;
+            buf
+        }
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| usage(format!("the parts are not JSON: {e}")))?;
+    let list = match value {
+        serde_json::Value::Object(mut o) => o.remove("entries").unwrap_or(serde_json::Value::Null),
+        v => v,
+    };
+    serde_json::from_value(list)
+        .map_err(|e| usage(format!("the parts must be an UploadParts object or a JSON array of parts: {e}")))
+}
+
+/// `sha=<base64>` or 40 hex digits.
+fn parse_digest(text: &str) -> Result<Sha1Digest, Failure> {
+    let text = text.trim();
+    let parsed = if text.len() >= 4 && text[..4].eq_ignore_ascii_case("sha=") {
+        Sha1Digest::parse_header(text)
+    } else {
+        Sha1Digest::from_hex(text)
+    };
+    parsed.map_err(|e| usage(format!("--digest {text:?}: {e} (give sha=<base64> or 40 hex digits)")))
+}
+
+/// The SHA-1 of the file at `path`.
+pub(crate) fn file_digest(path: &Path) -> Result<Sha1Digest, Failure> {
+    let mut file = std::fs::File::open(path).map_err(|e| io_failure("cannot open", path, &e))?;
+    let mut hasher = FileHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| io_failure("cannot read", path, &e))?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// `box-upload part ...`.
+fn part(global: &Global, cmd: PartCommand) -> Result<(), Failure> {
+    let PartCommand::Upload { session, file, offset, size } = cmd;
+    let target = session.target();
+    let mut f = std::fs::File::open(&file).map_err(|e| io_failure("cannot open", &file, &e))?;
+    let file_size = f.metadata().map_err(|e| io_failure("cannot read", &file, &e))?.len();
+    if offset >= file_size {
+        return Err(usage(format!("--offset {offset} is not inside {} ({file_size} bytes)", file.display())));
+    }
+    let backend = backend(global)?;
+    let size = match size {
+        Some(s) => s,
+        None => {
+            let op = match &target {
+                SessionTarget::Id(id) => GetUploadSession::by_id(id),
+                SessionTarget::Url(url) => GetUploadSession::by_url(url),
+            };
+            let s = backend.run(op).map_err(|f| f.context("part upload failed: getting the session's part_size"))?;
+            s.part_size.ok_or_else(|| {
+                Failure::new(Exit::Api, "part upload failed: the session has no part_size; give --size")
+            })?
+        }
+    };
+    let size = size.min(file_size - offset);
+    let len = usize::try_from(size).map_err(|_| usage(format!("--size {size} is too large")))?;
+    let mut bytes = vec![0u8; len];
+    use std::io::Seek;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(&mut bytes))
+        .map_err(|e| io_failure("cannot read", &file, &e))?;
+    let data = PartData::new(bytes);
+    let op = match &target {
+        SessionTarget::Id(id) => UploadFilePart::by_id(id.clone(), offset, file_size, data)?,
+        SessionTarget::Url(url) => UploadFilePart::by_url(url.clone(), offset, file_size, data)?,
+    };
+    let part = backend.run(op).map_err(|f| f.context("part upload failed"))?;
+    print_json(&part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_round_trip() {
+        let fp = "box-upload-cli/1 size=3 mtime=1.000000000 path=/tmp/a b/c path=d";
+        assert_eq!(fingerprint_path(fp), Some(PathBuf::from("/tmp/a b/c path=d")));
+        assert_eq!(fingerprint_path("file:/x:size=1"), None);
+    }
+
+    #[test]
+    fn digests() {
+        let d = Sha1Digest::of(b"abc");
+        assert_eq!(parse_digest(&d.to_hex()).ok(), Some(d));
+        assert_eq!(parse_digest(&d.header_value()).ok(), Some(d));
+        assert!(parse_digest("nope").is_err());
+    }
+}
