@@ -350,7 +350,10 @@ impl Client {
         mut request: UploadRequest,
         options: UploadOptions,
     ) -> Result<FileFull, Error> {
-        let source = source.open().await?;
+        if let Some(n) = self.parts_in_flight {
+            request.parts_in_flight = n;
+        }
+        let source = source.open(request.parts_in_flight.saturating_add(1)).await?;
         if let Some(size) = source.size() {
             if request.file_size == 0 {
                 request.file_size = size;
@@ -362,9 +365,6 @@ impl Client {
             if let Some(fingerprint) = source.fingerprint() {
                 request.source_fingerprint = Some(fingerprint);
             }
-        }
-        if let Some(n) = self.parts_in_flight {
-            request.parts_in_flight = n;
         }
         tracing::info!(
             size = request.file_size,
@@ -407,15 +407,15 @@ impl Client {
                 checkpoint
             }
         };
-        let source = source.open().await?;
+        if let Some(n) = self.parts_in_flight {
+            options.parts_in_flight = n;
+        }
+        let source = source.open(options.parts_in_flight.saturating_add(1)).await?;
         if options.file_size.is_none() {
             options.file_size = source.size();
         }
         if options.source_fingerprint.is_none() {
             options.source_fingerprint = source.fingerprint();
-        }
-        if let Some(n) = self.parts_in_flight {
-            options.parts_in_flight = n;
         }
         tracing::info!(session_id = %checkpoint.session.id, parts_done = checkpoint.parts.len(), "resuming upload");
         let mut machine = self.core.resume(checkpoint, options)?;

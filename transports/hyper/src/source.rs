@@ -6,7 +6,7 @@ use box_upload_core::{PartData, ReadId, ReadRequest, SourceError};
 use bytes::Bytes;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -38,15 +38,17 @@ impl Source {
         Self(Inner::Bytes(bytes.into()))
     }
 
-    pub(crate) async fn open(self) -> Result<OpenSource, Error> {
+    /// Opens the source; `buffers` part buffers are kept for reuse (parts in flight + 1).
+    pub(crate) async fn open(self, buffers: usize) -> Result<OpenSource, Error> {
+        let pool = BufferPool::new(buffers);
         match self.0 {
             Inner::File(path) => {
-                let opened = tokio::task::spawn_blocking(move || OpenFile::open(path))
+                let opened = tokio::task::spawn_blocking(move || OpenFile::open(path, pool))
                     .await
                     .map_err(|e| Error::Internal(format!("opening the source: {e}")))??;
                 Ok(OpenSource::File(Arc::new(opened)))
             }
-            Inner::Reader(reader) => Ok(OpenSource::Reader(ReaderState { reader: Some(reader), position: 0 })),
+            Inner::Reader(reader) => Ok(OpenSource::Reader(ReaderState { reader: Some(reader), position: 0, pool })),
             Inner::Bytes(bytes) => Ok(OpenSource::Bytes(bytes)),
         }
     }
@@ -89,10 +91,11 @@ pub(crate) struct OpenFile {
     file: std::fs::File,
     path: PathBuf,
     state: FileState,
+    pool: BufferPool,
 }
 
 impl OpenFile {
-    fn open(path: PathBuf) -> Result<Self, Error> {
+    fn open(path: PathBuf, pool: BufferPool) -> Result<Self, Error> {
         let err = |source| Error::SourceOpen { path: path.clone(), source };
         let file = std::fs::File::open(&path).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
@@ -100,7 +103,7 @@ impl OpenFile {
             return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
         }
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        Ok(Self { file, path, state: FileState::of(&meta) })
+        Ok(Self { file, path, state: FileState::of(&meta), pool })
     }
 
     /// Path, size and modification time: a resume is refused when this differs.
@@ -134,9 +137,9 @@ impl OpenFile {
     }
 
     /// Reads `len` bytes at `offset` (fewer at the end), then checks the file did not change.
-    fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, SourceError> {
+    fn read(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
         self.check()?;
-        let mut buf = vec![0u8; len];
+        let mut buf = self.pool.take(len);
         let mut filled = 0;
         while filled < len {
             match read_at(&self.file, &mut buf[filled..], offset + filled as u64) {
@@ -148,7 +151,7 @@ impl OpenFile {
         }
         buf.truncate(filled);
         self.check()?;
-        Ok(buf)
+        Ok(self.pool.wrap(buf))
     }
 }
 
@@ -165,6 +168,7 @@ fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result
 pub(crate) struct ReaderState {
     reader: Option<Box<dyn AsyncRead + Unpin + Send>>,
     position: u64,
+    pool: BufferPool,
 }
 
 /// A source ready to serve reads.
@@ -251,6 +255,7 @@ impl OpenSource {
             }
             OpenSource::Reader(state) => {
                 let position = state.position;
+                let pool = state.pool.clone();
                 let Some(mut reader) = state.reader.take() else {
                     return Box::pin(async move {
                         ReadDone {
@@ -267,7 +272,7 @@ impl OpenSource {
                         )));
                         return ReadDone { id, data, reader: Some((reader, position)) };
                     }
-                    let mut buf = vec![0u8; len];
+                    let mut buf = pool.take(len);
                     let mut filled = 0;
                     let mut failure = None;
                     while filled < len {
@@ -288,7 +293,7 @@ impl OpenSource {
                     let next = position + filled as u64;
                     let data = match failure {
                         Some(e) => Err(e),
-                        None => tokio::task::spawn_blocking(move || PartData::new(buf))
+                        None => tokio::task::spawn_blocking(move || PartData::new(pool.wrap(buf)))
                             .await
                             .map_err(|e| SourceError::Io(format!("the hash task failed: {e}"))),
                     };
@@ -296,5 +301,78 @@ impl OpenSource {
                 })
             }
         }
+    }
+}
+
+/// Part buffers kept for reuse. A part's bytes go to the core and hyper as a [`Bytes`] that owns
+/// its buffer; when the last view of it is dropped, the buffer comes back here. Reusing a few
+/// buffers keeps the resident memory at the parts in flight: freshly allocated multi-megabyte
+/// buffers, freed on other threads, tend to stay resident in the allocator's per-thread arenas.
+#[derive(Clone, Debug)]
+pub(crate) struct BufferPool(Arc<Mutex<Pool>>);
+
+#[derive(Debug)]
+struct Pool {
+    free: Vec<Vec<u8>>,
+    keep: usize,
+}
+
+/// Reads shorter than this (the end-of-file probe) do not use the pool.
+const POOLED_MIN: usize = 64 * 1024;
+
+impl BufferPool {
+    fn new(keep: usize) -> Self {
+        Self(Arc::new(Mutex::new(Pool { free: Vec::new(), keep })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A zeroed buffer of `len` bytes, reused when one is free.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = if len >= POOLED_MIN {
+            let mut pool = self.lock();
+            let fit = pool.free.iter().position(|b| b.capacity() >= len);
+            fit.map(|i| pool.free.swap_remove(i))
+        } else {
+            None
+        };
+        let mut buf = reused.unwrap_or_default();
+        buf.clear();
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// `buf` as `Bytes` that gives the buffer back when the last view of it is dropped.
+    fn wrap(&self, buf: Vec<u8>) -> Bytes {
+        if buf.capacity() < POOLED_MIN {
+            return Bytes::from(buf);
+        }
+        Bytes::from_owner(Pooled { buf, pool: self.clone() })
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        let mut pool = self.lock();
+        if pool.free.len() < pool.keep {
+            pool.free.push(buf);
+        }
+    }
+}
+
+struct Pooled {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give_back(std::mem::take(&mut self.buf));
     }
 }
