@@ -62,19 +62,33 @@ pub(crate) fn run<M: Machine>(
     let (read_tx, read_rx) = mpsc::channel::<ReadRequest>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let has_source = source.is_some();
+    // Workers log into the caller's subscriber, under the caller's span.
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let parent = tracing::Span::current();
     thread::scope(|scope| {
         for i in 0..http_workers.max(1) {
             let (jobs, done) = (Arc::clone(&job_rx), done_tx.clone());
+            let (dispatch, parent) = (dispatch.clone(), parent.clone());
             thread::Builder::new()
                 .name(format!("box-upload-http-{i}"))
-                .spawn_scoped(scope, move || http_worker(agent, &jobs, &done))
+                .spawn_scoped(scope, move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let _in = parent.enter();
+                        http_worker(agent, &jobs, &done);
+                    });
+                })
                 .map_err(|e| Error::Internal(format!("cannot start a worker thread: {e}")))?;
         }
         if let Some(source) = source {
             let done = done_tx.clone();
             thread::Builder::new()
                 .name("box-upload-read".into())
-                .spawn_scoped(scope, move || read_worker(source, read_rx, &done))
+                .spawn_scoped(scope, move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let _in = parent.enter();
+                        read_worker(source, read_rx, &done);
+                    });
+                })
                 .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
         } else {
             drop(read_rx);
