@@ -275,3 +275,64 @@ impl Hooks<BigUpload> for UploadHooks {
         (self.options.cancel.is_some() && !self.cancelled).then_some(CANCEL_POLL)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use box_upload_core::models::{UploadPart, UploadSession};
+    use box_upload_core::{UploadTarget, CHECKPOINT_VERSION};
+
+    fn checkpoint(parts: usize) -> Checkpoint {
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            session: UploadSession { id: "ABC".into(), part_size: Some(8), ..Default::default() },
+            target: UploadTarget::NewFile { folder_id: "0".into(), file_name: "a.bin".into() },
+            file_size: 20_000_000,
+            part_size: 8,
+            source_fingerprint: Some("file:/x:size=1:mtime=2".into()),
+            if_match: None,
+            if_none_match: None,
+            commit_attributes: None,
+            parts: (0..parts)
+                .map(|i| UploadPart { part_id: format!("P{i}"), offset: i as u64 * 8, size: 8, sha1: None })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn checkpoints_are_replaced_atomically_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload.json");
+        save_checkpoint(&path, &checkpoint(1)).unwrap();
+        save_checkpoint(&path, &checkpoint(3)).unwrap();
+        assert_eq!(load_checkpoint(&path).unwrap(), checkpoint(3));
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("upload.json")], "no temporary file left");
+    }
+
+    #[test]
+    fn a_bad_checkpoint_file_is_a_format_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        fs::write(&path, b"{not json").unwrap();
+        assert!(matches!(load_checkpoint(&path), Err(Error::CheckpointFormat { .. })));
+        assert!(matches!(load_checkpoint(dir.path().join("missing.json")), Err(Error::Checkpoint { .. })));
+        assert!(matches!(
+            save_checkpoint(dir.path().join("no/such/dir/x.json"), &checkpoint(0)),
+            Err(Error::Checkpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn the_cancel_flag_is_shared_by_clones() {
+        let flag = CancelFlag::new();
+        let other = flag.clone();
+        assert!(!other.is_cancelled());
+        flag.cancel();
+        assert!(other.is_cancelled());
+        let atomic = Arc::new(AtomicBool::new(true));
+        assert!(CancelFlag::from(atomic).is_cancelled());
+    }
+}
