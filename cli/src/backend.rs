@@ -88,6 +88,13 @@ pub(crate) enum Backend {
 impl Backend {
     /// Builds the client `settings` describe.
     pub(crate) fn build(settings: &Settings) -> Result<Self, Failure> {
+        tracing::debug!(
+            transport = settings.transport.name(),
+            upload_base = %settings.upload_base,
+            auth = ?settings.auth,
+            parallel = settings.parallel,
+            "building the client"
+        );
         let credentials = settings.auth.credentials()?;
         match settings.transport {
             TransportKind::Ureq => {

@@ -45,7 +45,6 @@ pub(crate) fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, 
         Some(a) => a,
         None => credentials(global)?,
     };
-    tracing::debug!(transport = ?global.transport, upload_base = %global.upload_url, ?auth, "client");
     Ok(Settings {
         transport: global.transport,
         upload_base: global.upload_url.clone(),

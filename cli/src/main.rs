@@ -50,5 +50,10 @@ fn init_tracing(verbose: u8) {
         .collect::<Vec<_>>()
         .join(",");
     let filter = tracing_subscriber::EnvFilter::new(format!("off,{directives}"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(true)
+        .try_init();
 }
