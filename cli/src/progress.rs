@@ -47,6 +47,8 @@ impl Bar {
                 bar.set_position(len);
             }
             bar.finish();
+            // The bar's line is left without a newline: end it before anything else prints.
+            eprintln!();
         }
     }
 
@@ -54,6 +56,7 @@ impl Bar {
     pub(crate) fn abandon(&self) {
         if let Some(bar) = &self.bar {
             bar.abandon();
+            eprintln!();
         }
     }
 }

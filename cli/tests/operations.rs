@@ -1,4 +1,5 @@
 //! Each low-level subcommand against the emulator, through the built binary.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
