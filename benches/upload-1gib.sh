@@ -137,14 +137,17 @@ wait_for_load() {
   echo "  load still $(cut -d' ' -f1 /proc/loadavg); measuring anyway"
 }
 
+RUN_NO=0
 start_emulator() {
-  rm -rf "${DATA:?}"/*
+  RUN_NO=$((RUN_NO + 1))
+  rm -rf "${DATA:?}"/* "$WORK/emu.out"
   "$EMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --part-size "$PART_SIZE" --data-dir "$DATA" \
-    >"$WORK/emu.out" 2>"$WORK/emu.err" &
+    >"$WORK/emu.out.$RUN_NO" 2>"$WORK/emu.err" &
   EMU_PID=$!
   local i
-  for i in $(seq 1 100); do [ -s "$WORK/emu.out" ] && break; sleep 0.1; done
-  BASE="$(head -n1 "$WORK/emu.out")"
+  # a fresh output file per run: the previous emulator's URL is never read by mistake
+  for i in $(seq 1 100); do [ -s "$WORK/emu.out.$RUN_NO" ] && break; sleep 0.1; done
+  BASE="$(head -n1 "$WORK/emu.out.$RUN_NO")"
   [ -n "$BASE" ] || die "the emulator did not start: $(cat "$WORK/emu.err")"
 }
 
