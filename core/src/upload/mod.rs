@@ -404,8 +404,10 @@ impl BigUpload {
         }
         crate::operations::check_id("session id", &session.id)
             .map_err(|_| ProtocolError::MissingField { kind, field: "a valid session id" })?;
-        let plan = PartPlan::for_session(self.settings.file_size, &session).map_err(ProtocolError::BadSession)?;
+        let plan = PartPlan::for_session(self.settings.file_size, &session);
+        // Box holds the session even when its numbers are unusable: keep it so the failure aborts it.
         self.session = Some(session);
+        let plan = plan.map_err(ProtocolError::BadSession)?;
         // Refuse foreign endpoints now, before a single part is read.
         for endpoint in [Endpoint::UploadPart, Endpoint::Commit, Endpoint::ListParts, Endpoint::Abort, Endpoint::Status]
         {
