@@ -15,9 +15,9 @@ use box_upload_core::operations::{
     GetUploadSession, ListUploadSessionParts, Operation, UploadFilePart,
 };
 use box_upload_core::{
-    api_error, retry_after, BigUpload, Client, Config, ContentRange, DeveloperToken, Error, Event, FileHasher,
-    Machine, PartData, PartPlan, PlanError, ProtocolError, ReadRequest, RequestId, RequestKind, Sha1Digest,
-    SourceError, Transmit, TransportError, TransportErrorKind, UploadRequest, MAX_PARTS, MIN_FILE_SIZE,
+    api_error, retry_after, BigUpload, Client, Config, ContentRange, DeveloperToken, Error, Event, FileHasher, Machine,
+    PartData, PartPlan, PlanError, ProtocolError, ReadRequest, RequestId, RequestKind, Sha1Digest, SourceError,
+    Transmit, TransportError, TransportErrorKind, UploadRequest, MAX_PARTS, MIN_FILE_SIZE,
 };
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -127,14 +127,8 @@ pub fn check_plan(file_size: u64, part_size: u64, total_parts: u64, order: &[u16
 
     let session =
         |ps: Option<u64>, tp: Option<u64>| UploadSession { part_size: ps, total_parts: tp, ..UploadSession::default() };
-    assert_eq!(
-        PartPlan::for_session(file_size, &session(None, Some(total_parts))),
-        Err(PlanError::MissingPartSize)
-    );
-    assert_eq!(
-        PartPlan::for_session(file_size, &session(Some(part_size), None)),
-        Err(PlanError::MissingTotalParts)
-    );
+    assert_eq!(PartPlan::for_session(file_size, &session(None, Some(total_parts))), Err(PlanError::MissingPartSize));
+    assert_eq!(PartPlan::for_session(file_size, &session(Some(part_size), None)), Err(PlanError::MissingTotalParts));
     let for_session = PartPlan::for_session(file_size, &session(Some(part_size), Some(total_parts)));
     let capacity_ok = part_size.checked_mul(total_parts).is_none_or(|c| c >= file_size);
     match (&for_session, &new) {
@@ -382,8 +376,11 @@ pub fn check_answer(input: &AnswerInput) {
 
     // Every operation's parser.
     let data = PartData::new(Bytes::from_static(b"abc"));
-    let ops: [(RequestKind, Box<dyn Fn(Response<Bytes>) -> Verdict>); 7] = [
-        (RequestKind::CreateSession, Box::new(|r| verdict(CreateUploadSession::new("0", "f.bin", MIN_FILE_SIZE).unwrap().parse(r)))),
+    let ops: [(RequestKind, Parser<'_>); 7] = [
+        (
+            RequestKind::CreateSession,
+            Box::new(|r| verdict(CreateUploadSession::new("0", "f.bin", MIN_FILE_SIZE).unwrap().parse(r))),
+        ),
         (
             RequestKind::CreateSessionForFile,
             Box::new(|r| verdict(CreateUploadSessionForFile::new("1", MIN_FILE_SIZE).unwrap().parse(r))),
@@ -425,6 +422,8 @@ pub fn check_answer(input: &AnswerInput) {
         _ => run_call(&client, ListUploadSessionParts::by_id("S1").with_offset(3), input),
     }
 }
+
+type Parser<'a> = Box<dyn Fn(Response<Bytes>) -> Verdict + 'a>;
 
 enum Verdict {
     Accepted,
@@ -649,6 +648,20 @@ struct Sim {
     session_created: bool,
     cancelled: Option<bool>,
     last_read_offset: Option<u64>,
+    requests: usize,
+}
+
+/// How a [`big_upload`] run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The machine's output was the committed file.
+    pub committed: bool,
+    /// Its error otherwise.
+    pub error: Option<String>,
+    /// Requests it sent.
+    pub requests: usize,
+    /// Steps the interpreter took.
+    pub steps: usize,
 }
 
 /// The whole big upload driven by arbitrary answers in arbitrary order, then by a cooperative Box
@@ -656,7 +669,7 @@ struct Sim {
 /// sane, a bounded number of requests, no token to untrusted hosts, and any commit carries exactly
 /// the parts handed, each acknowledged by a 2xx answer with the right sha1, and the whole-file
 /// digest.
-pub fn big_upload<C: Choices>(choices: C) {
+pub fn big_upload<C: Choices>(choices: C) -> Outcome {
     let mut d = Draw::new(choices);
     let file_size = d.pick(&FILE_SIZES);
     let parts = 2 + d.below(3) as u64;
@@ -699,6 +712,7 @@ pub fn big_upload<C: Choices>(choices: C) {
         session_created: false,
         cancelled: None,
         last_read_offset: None,
+        requests: 0,
     };
     let mut adversarial = 0;
     let mut cooperative = 0;
@@ -707,8 +721,13 @@ pub fn big_upload<C: Choices>(choices: C) {
     loop {
         sim.drain_events();
         if let Some(output) = sim.m.poll_output() {
-            sim.check_output(output);
-            return;
+            let error = sim.check_output(output);
+            return Outcome {
+                committed: error.is_none(),
+                error,
+                requests: sim.requests,
+                steps: adversarial + cooperative,
+            };
         }
         let before = sim.tx.len();
         sim.collect();
@@ -764,6 +783,7 @@ impl Sim {
     }
 
     fn check_transmit(&mut self, t: Transmit) -> Held {
+        self.requests += 1;
         let uri = t.request.uri().clone();
         assert!(self.config.check_trusted(&uri, "fuzz").is_ok(), "{:?} sent to untrusted {uri}", t.kind);
         let auth = t.request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -837,7 +857,7 @@ impl Sim {
         assert_eq!(header(t.request.headers(), "digest"), Some(whole.header_value()), "wrong whole-file digest");
     }
 
-    fn check_output(&mut self, output: Result<box_upload_core::models::FileFull, Error>) {
+    fn check_output(&mut self, output: Result<box_upload_core::models::FileFull, Error>) -> Option<String> {
         match &output {
             Ok(file) => {
                 assert!(self.commit_ok_sent, "success without a 201 commit");
@@ -856,6 +876,7 @@ impl Sim {
         assert!(self.m.poll_read().is_none(), "a read after the output");
         assert!(self.m.poll_transmit(self.now).is_none(), "a request after the output");
         assert!(self.m.poll_timeout().is_none(), "a timeout after the output");
+        output.err().map(|e| e.to_string())
     }
 
     // ---- answers -----------------------------------------------------------------------------
@@ -922,8 +943,13 @@ impl Sim {
             }
             RequestKind::ListParts => {
                 let (offset, limit) = query(t.request.uri().query().unwrap_or(""));
-                let entries: Vec<(u64, (u64, String))> =
-                    self.stored.iter().map(|(o, s)| (*o, s.clone())).skip(offset as usize).take(limit as usize).collect();
+                let entries: Vec<(u64, (u64, String))> = self
+                    .stored
+                    .iter()
+                    .map(|(o, s)| (*o, s.clone()))
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .collect();
                 self.list_page(&entries, self.stored.len() as u64, offset, limit)
             }
             RequestKind::CommitSession => {
@@ -978,8 +1004,10 @@ impl Sim {
             }
             1 => {
                 // Any status, any body.
-                let status = d.pick(&[100, 200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 403, 404, 405, 409,
-                    410, 412, 416, 418, 429, 500, 599]);
+                let status = d.pick(&[
+                    100, 200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 403, 404, 405, 409, 410, 412, 416, 418,
+                    429, 500, 599,
+                ]);
                 let mut r = raw_response(status, d.bytes(48));
                 if d.u8() % 2 == 0 {
                     r.headers_mut().insert("location", HeaderValue::from_static("https://evil.example.com/x"));
@@ -1031,8 +1059,13 @@ impl Sim {
             }
             6 if kind == RequestKind::ListParts => {
                 let (offset, limit) = query(held.t.request.uri().query().unwrap_or(""));
-                let mut entries: Vec<(u64, (u64, String))> =
-                    self.stored.iter().map(|(o, s)| (*o, s.clone())).skip(offset as usize).take(limit as usize).collect();
+                let mut entries: Vec<(u64, (u64, String))> = self
+                    .stored
+                    .iter()
+                    .map(|(o, s)| (*o, s.clone()))
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .collect();
                 let mut total = self.stored.len() as u64;
                 match d.below(6) {
                     0 => total += 1 + d.below(3) as u64,
@@ -1068,8 +1101,20 @@ impl Sim {
             },
             9 if matches!(kind, RequestKind::CreateSession | RequestKind::GetSession) => {
                 let fs = self.file_size;
-                let ps = [0, 1, 19, 20, fs.div_ceil(MAX_FUZZ_PARTS), fs / 3, self.part_size - 1, self.part_size + 1, fs, fs + 1,
-                    u64::MAX / 2, u64::MAX];
+                let ps = [
+                    0,
+                    1,
+                    19,
+                    20,
+                    fs.div_ceil(MAX_FUZZ_PARTS),
+                    fs / 3,
+                    self.part_size - 1,
+                    self.part_size + 1,
+                    fs,
+                    fs + 1,
+                    u64::MAX / 2,
+                    u64::MAX,
+                ];
                 let ps = if d.u8() % 4 == 0 { None } else { Some(d.pick(&ps)) };
                 let tp = match d.below(5) {
                     0 => None,
@@ -1102,10 +1147,7 @@ impl Sim {
     }
 
     fn echo_unconfirmed(&mut self, offset: u64, size: u64, sha1: &str) -> Response<Bytes> {
-        json_response(
-            200,
-            &serde_json::json!({"part": {"part_id": "P", "offset": offset, "size": size, "sha1": sha1}}),
-        )
+        json_response(200, &serde_json::json!({"part": {"part_id": "P", "offset": offset, "size": size, "sha1": sha1}}))
     }
 
     fn add_retry_after(&self, r: &mut Response<Bytes>, d: &mut Draw<impl Choices>) {
