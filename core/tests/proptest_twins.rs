@@ -14,6 +14,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// `PROPTEST_CASES` when set (e.g. 5000 for a longer run), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -53,7 +58,7 @@ fn plan_input() -> impl Strategy<Value = (u64, u64, u64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn content_range_planner(
@@ -163,7 +168,7 @@ fn answer() -> impl Strategy<Value = AnswerInput> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn responses(input in answer()) {
@@ -253,7 +258,7 @@ fn choices() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(cases(48)))]
 
     #[test]
     fn big_upload(bytes in choices()) {
@@ -278,6 +283,11 @@ fn big_upload_cooperative_box_commits() {
     {
         let outcome = harness::big_upload(ByteChoices::new(&[size, parts, in_flight, endpoints]));
         assert!(outcome.committed, "{:?}: {outcome:?}", (size, parts, in_flight, endpoints));
+    }
+    // Resumes (5th byte >= 192) of a session holding the parts of the 6th byte's bit mask.
+    for mask in [0u8, 1, 2, 5, 0xff] {
+        let outcome = harness::big_upload(ByteChoices::new(&[1, 2, 1, 0, 200, mask]));
+        assert!(outcome.committed, "resume with parts {mask:#b}: {outcome:?}");
     }
 }
 

@@ -686,8 +686,33 @@ pub fn big_upload<C: Choices>(choices: C) -> Outcome {
     };
     let config = fast_config();
     let client = Client::new(config.clone(), DeveloperToken::new("tok"));
-    let request = UploadRequest::new_file("0", "f.bin", file_size).parts_in_flight(parts_in_flight);
-    let m = client.big_upload(request).expect("valid input");
+    // Now and then, resume a session that holds some of the parts (of fill 0) instead.
+    let resume = d.u8() >= 192;
+    let mut stored = BTreeMap::new();
+    let m = if resume {
+        let mask = d.u8();
+        let plan = PartPlan::new(file_size, part_size).expect("plan");
+        let mut acked = Vec::new();
+        for part in plan.iter().filter(|p| mask & (1 << p.index) != 0) {
+            let sha1 = part_data(0, part.size as usize).sha1().to_hex();
+            stored.insert(part.offset, (part.size, sha1.clone()));
+            acked.push(serde_json::json!({"part_id": "P", "offset": part.offset, "size": part.size, "sha1": sha1}));
+        }
+        let checkpoint: box_upload_core::Checkpoint = serde_json::from_value(serde_json::json!({
+            "version": box_upload_core::CHECKPOINT_VERSION,
+            "session": session_json(SESSION_ID, Some(part_size), Some(parts), endpoints),
+            "target": {"kind": "new_file", "folder_id": "0", "file_name": "f.bin"},
+            "file_size": file_size,
+            "part_size": part_size,
+            "parts": acked,
+        }))
+        .expect("checkpoint");
+        let options = box_upload_core::ResumeOptions { parts_in_flight, ..Default::default() };
+        client.resume(checkpoint, options).expect("valid checkpoint")
+    } else {
+        let request = UploadRequest::new_file("0", "f.bin", file_size).parts_in_flight(parts_in_flight);
+        client.big_upload(request).expect("valid input")
+    };
     let mut sim = Sim {
         m,
         now: Instant::now(),
@@ -702,14 +727,14 @@ pub fn big_upload<C: Choices>(choices: C) -> Outcome {
         answered: Vec::new(),
         handed: BTreeMap::new(),
         bad_read: false,
-        stored: BTreeMap::new(),
+        stored,
         confirmed: HashSet::new(),
         commit_ok_sent: false,
         uploads_per_offset: HashMap::new(),
         creates: 0,
         aborts: 0,
         commits: 0,
-        session_created: false,
+        session_created: resume,
         cancelled: None,
         last_read_offset: None,
         requests: 0,
@@ -790,7 +815,7 @@ impl Sim {
         assert_eq!(auth, Some("Bearer tok"));
         let mut part = None;
         match t.kind {
-            RequestKind::CreateSession => {
+            RequestKind::CreateSession | RequestKind::CreateSessionForFile | RequestKind::GetSession => {
                 self.creates += 1;
                 // One create, retried at most five times.
                 assert!(self.creates <= 6, "{} creates", self.creates);
@@ -867,7 +892,10 @@ impl Sim {
             Err(e) => {
                 let _ = e.to_string();
                 let kept = self.cancelled == Some(true);
-                if self.session_created && !kept && !matches!(e, Error::SessionGone { .. }) {
+                // A 2xx commit answer means Box committed (and closed) the session, even when the
+                // answer does not describe our file: nothing is left to abort.
+                let gone = self.commit_ok_sent || matches!(e, Error::SessionGone { .. });
+                if self.session_created && !kept && !gone {
                     assert!(self.aborts >= 1, "failed ({e}) without aborting the session");
                 }
             }
@@ -1201,6 +1229,12 @@ impl Sim {
                 }
             }
             RequestKind::CommitSession if response.status() != StatusCode::ACCEPTED => self.commit_ok_sent = true,
+            // Box made a session the machine can name: any failure from here on must abort it.
+            RequestKind::CreateSession
+                if serde_json::from_slice::<UploadSession>(response.body()).is_ok_and(|s| s.id == SESSION_ID) =>
+            {
+                self.session_created = true;
+            }
             _ => {}
         }
     }
