@@ -3,6 +3,7 @@
 
 use crate::args::TransportKind;
 use crate::failure::{one_line, Exit, Failure};
+use crate::interrupt::Interrupt;
 use box_upload_core::models::FileFull;
 use box_upload_core::operations::Operation;
 use box_upload_core::{BoxSubject, Checkpoint, ClientCredentials, Progress, ResumeOptions, UploadRequest};
@@ -152,10 +153,15 @@ impl Backend {
                 if let Some(p) = job.progress {
                     options = options.on_progress(move |x| p(x));
                 }
+                let keep = job.checkpoint.is_some();
                 if let Some(cp) = job.checkpoint {
                     options = options.checkpoint_file(cp);
                 }
-                c.upload_with(source, request, options).map_err(Failure::from)
+                let flag = box_upload_ureq::CancelFlag::new();
+                let cancel = flag.clone();
+                let interrupt = Interrupt::watch(move || cancel.cancel());
+                options = options.cancel_flag(flag).keep_session_on_cancel(keep);
+                interrupted(c.upload_with(source, request, options).map_err(Failure::from), &interrupt, keep)
             }
             Backend::Hyper(c, rt) => {
                 let source = box_upload_hyper::Source::file(&job.path);
@@ -163,10 +169,16 @@ impl Backend {
                 if let Some(p) = job.progress {
                     options = options.on_progress(move |x| p(x));
                 }
+                let keep = job.checkpoint.is_some();
                 if let Some(cp) = job.checkpoint {
                     options = options.checkpoint_file(cp);
                 }
-                rt.block_on(c.upload_with(source, request, options)).map_err(Failure::from)
+                let token = box_upload_hyper::CancellationToken::new();
+                let cancel = token.clone();
+                let interrupt = Interrupt::watch(move || cancel.cancel());
+                options = options.cancel_token(token).keep_session_on_cancel(keep);
+                let result = rt.block_on(c.upload_with(source, request, options)).map_err(Failure::from);
+                interrupted(result, &interrupt, keep)
             }
         }
     }
@@ -183,7 +195,11 @@ impl Backend {
                 if let Some(cp) = job.checkpoint {
                     options = options.checkpoint_file(cp);
                 }
-                c.resume_with(checkpoint, source, resume, options).map_err(Failure::from)
+                let flag = box_upload_ureq::CancelFlag::new();
+                let cancel = flag.clone();
+                let interrupt = Interrupt::watch(move || cancel.cancel());
+                options = options.cancel_flag(flag).keep_session_on_cancel(true);
+                interrupted(c.resume_with(checkpoint, source, resume, options).map_err(Failure::from), &interrupt, true)
             }
             Backend::Hyper(c, rt) => {
                 let source = box_upload_hyper::Source::file(&job.path);
@@ -194,8 +210,28 @@ impl Backend {
                 if let Some(cp) = job.checkpoint {
                     options = options.checkpoint_file(cp);
                 }
-                rt.block_on(c.resume_with(checkpoint, source, resume, options)).map_err(Failure::from)
+                let token = box_upload_hyper::CancellationToken::new();
+                let cancel = token.clone();
+                let interrupt = Interrupt::watch(move || cancel.cancel());
+                options = options.cancel_token(token).keep_session_on_cancel(true);
+                let result = rt.block_on(c.resume_with(checkpoint, source, resume, options)).map_err(Failure::from);
+                interrupted(result, &interrupt, true)
             }
         }
+    }
+}
+
+/// Says what became of the session when the run ended because of Ctrl-C.
+fn interrupted<T>(result: Result<T, Failure>, interrupt: &Interrupt, kept: bool) -> Result<T, Failure> {
+    match result {
+        Err(f) if interrupt.fired() => {
+            let what = if kept {
+                "interrupted; the session is kept: continue with `box-upload resume CHECKPOINT`"
+            } else {
+                "interrupted; the upload session was aborted"
+            };
+            Err(Failure::new(Exit::Other, format!("{what} ({})", f.message)))
+        }
+        other => other,
     }
 }

@@ -7,6 +7,7 @@ mod backend;
 mod commands;
 mod emulator;
 mod failure;
+mod interrupt;
 mod progress;
 
 use clap::Parser;
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("box-upload: internal error{at}: {}", failure::one_line(&what));
+        eprintln!("box-upload: error: internal error{at}: {}", failure::one_line(&what));
     }));
     let cli = args::Cli::parse();
     init_tracing(cli.global.verbose);

@@ -275,3 +275,51 @@ fn help_lists_exit_codes_and_usage_errors_exit_2() {
     let out = bare().env("BOX_DEVELOPER_TOKEN", "env-secret-999").arg("--help").output().unwrap();
     assert_no_secret(&out, "env-secret-999");
 }
+
+/// Ctrl-C (SIGINT) stops the upload: with --checkpoint the session is kept and `resume` finishes;
+/// without, the session is aborted.
+#[test]
+fn ctrl_c_keeps_the_session_with_a_checkpoint_and_aborts_without() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_file(dir.path(), "int.bin", SIZE, 14);
+    let checkpoint = dir.path().join("int.checkpoint.json");
+    // The ureq transport waits for requests in flight before it stops (its requests cannot be
+    // interrupted), so its parts hang only briefly here; hyper's are dropped at once.
+    for (transport, with_checkpoint, hang) in [("hyper", true, 120), ("ureq", false, 2)] {
+        emu.set_faults(Faults::none().rule(
+            Op::UploadPart,
+            Trigger::Window { skip: 1, count: 1000 },
+            FaultAction::Delay(Duration::from_secs(hang)),
+        ));
+        let aborts = emu.counters().requests(Op::Abort);
+        let stored = emu.counters().parts_stored;
+        let mut cmd = cli(&emu, transport);
+        cmd.args(["upload", path.to_str().unwrap(), "--folder", "0", "--name", &format!("{transport}.bin")]);
+        if with_checkpoint {
+            cmd.args(["--checkpoint", checkpoint.to_str().unwrap()]);
+        }
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while emu.counters().parts_stored <= stored {
+            assert!(Instant::now() < deadline, "no part stored within 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let signalled = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(signalled.elapsed() < Duration::from_secs(30), "{transport}: {:?} to stop", signalled.elapsed());
+        assert_no_secret(&out, TOKEN);
+        assert_fails(&out, 1, &["interrupted"]);
+        emu.set_faults(Faults::none());
+        if with_checkpoint {
+            assert_eq!(emu.counters().requests(Op::Abort), aborts, "the session was aborted");
+            let file = json(&run(cli(&emu, "ureq"), &["resume", checkpoint.to_str().unwrap(), "--json"]));
+            assert_eq!(file["sha1"], sha1_hex(&std::fs::read(&path).unwrap()));
+        } else {
+            assert_eq!(emu.counters().requests(Op::Abort), aborts + 1, "the session was not aborted");
+        }
+    }
+}
