@@ -16,6 +16,8 @@ Exit codes:
   5  integrity (digest, part echo or parts list mismatch, the source changed, the committed
      file does not match, a checkpoint for another file)
   6  I/O (a file missing or unreadable, network or transport failure)
+Ctrl-C stops an upload cleanly (exit 1; the session is kept when --checkpoint can resume it,
+aborted otherwise); a second Ctrl-C quits at once with exit 130.
 
 The token is never printed, in errors or in -v logs.";
 

@@ -323,3 +323,31 @@ fn ctrl_c_keeps_the_session_with_a_checkpoint_and_aborts_without() {
         }
     }
 }
+
+/// A resume after the file changed is refused as an integrity failure (exit 5), and nothing is
+/// committed.
+#[test]
+fn resume_of_a_changed_file_is_refused() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_file(dir.path(), "changing.bin", SIZE, 15);
+    let checkpoint = dir.path().join("changing.checkpoint.json");
+    emu.set_faults(Faults::none().rule(
+        Op::Commit,
+        Trigger::Always,
+        FaultAction::Status { status: 400, retry_after: None },
+    ));
+    // With the commit failing, the upload stops after its parts and keeps the checkpoint.
+    let out = run(
+        cli(&emu, "ureq"),
+        &["upload", path.to_str().unwrap(), "--folder", "0", "--checkpoint", checkpoint.to_str().unwrap()],
+    );
+    assert_fails(&out, 4, &["400"]);
+    assert!(checkpoint.exists());
+    emu.set_faults(Faults::none());
+    std::thread::sleep(Duration::from_millis(20));
+    make_file(dir.path(), "changing.bin", SIZE, 16);
+    let out = run(cli(&emu, "hyper"), &["resume", checkpoint.to_str().unwrap()]);
+    assert_fails(&out, 5, &["resume of"]);
+    assert_eq!(emu.counters().commits, 0);
+}
