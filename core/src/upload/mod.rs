@@ -869,7 +869,9 @@ impl BigUpload {
                             ))
                             .into())
                         } else {
-                            let old = self.session.take().unwrap_or_default();
+                            // The checkpoint's session stays until the answer is accepted, so a
+                            // refused answer still aborts it.
+                            let old = self.session.clone().unwrap_or_default();
                             fresh.part_size = part_size;
                             if fresh.id.is_empty() {
                                 fresh.id = old.id;
