@@ -909,6 +909,36 @@ fn resumed_session_with_another_part_size_is_refused() {
 }
 
 #[test]
+fn resumed_session_answered_with_a_hostile_id_is_still_aborted() {
+    // Regression (found by fuzz/big_upload): the checkpoint's session was dropped before the
+    // answer was checked, so refusing it left the session open.
+    let mut run = resume_run(ResumeOptions::default());
+    let t = run.expect(RequestKind::GetSession);
+    let mut s = session(Some(BASE));
+    s["id"] = json!("../../files/1");
+    run.respond(&t, json_response(200, s));
+    let e = finish_with_abort(&mut run);
+    assert!(matches!(e, Error::Protocol(ProtocolError::MissingField { kind: RequestKind::GetSession, .. })), "{e:?}");
+    run.assert_aborted_by(&format!("{BASE}/{SID}"));
+    assert_eq!(run.sent.len(), 2);
+}
+
+#[test]
+fn resumed_session_with_unusable_numbers_is_aborted() {
+    let mut run = resume_run(ResumeOptions::default());
+    let t = run.expect(RequestKind::GetSession);
+    let mut s = session(Some(BASE));
+    s["total_parts"] = json!(1);
+    run.respond(&t, json_response(200, s));
+    let e = finish_with_abort(&mut run);
+    assert!(
+        matches!(e, Error::Protocol(ProtocolError::BadSession(PlanError::SessionTooSmall { total_parts: 1, .. }))),
+        "{e:?}"
+    );
+    run.assert_aborted_by(&format!("{BASE}/{SID}"));
+}
+
+#[test]
 fn resuming_a_session_that_is_gone() {
     for status in [404, 410] {
         let mut run = resume_run(ResumeOptions::default());
