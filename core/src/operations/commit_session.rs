@@ -74,6 +74,14 @@ impl CommitUploadSession {
         self
     }
 
+    /// Sets `If-Match` and `If-None-Match` at once, each only when given.
+    #[must_use]
+    pub fn with_conditions(mut self, if_match: Option<String>, if_none_match: Option<String>) -> Self {
+        self.if_match = if_match.or(self.if_match);
+        self.if_none_match = if_none_match.or(self.if_none_match);
+        self
+    }
+
     /// Sends file attributes with the commit, as Box's `attributes` object.
     #[must_use]
     pub fn with_attributes(mut self, attributes: serde_json::Map<String, serde_json::Value>) -> Self {

@@ -41,6 +41,17 @@ impl ListUploadSessionParts {
         self
     }
 
+    /// Sets both paging values at once, each only when given.
+    pub fn with_page(mut self, offset: Option<u64>, limit: Option<u64>) -> Result<Self, InputError> {
+        if let Some(offset) = offset {
+            self = self.with_offset(offset);
+        }
+        match limit {
+            Some(limit) => self.with_limit(limit),
+            None => Ok(self),
+        }
+    }
+
     /// Asks for at most `limit` parts (at most 1000).
     pub fn with_limit(mut self, limit: u64) -> Result<Self, InputError> {
         if limit > MAX_LIST_LIMIT {

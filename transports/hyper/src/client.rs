@@ -290,7 +290,7 @@ impl Client {
         offset: Option<u64>,
         limit: Option<u64>,
     ) -> Result<UploadParts, Error> {
-        self.run(list_page(ListUploadSessionParts::by_id(session_id), offset, limit)?).await
+        self.run(ListUploadSessionParts::by_id(session_id).with_page(offset, limit)?).await
     }
 
     /// `GET` the session's `session_endpoints.list_parts` URL, one page.
@@ -300,7 +300,7 @@ impl Client {
         offset: Option<u64>,
         limit: Option<u64>,
     ) -> Result<UploadParts, Error> {
-        self.run(list_page(ListUploadSessionParts::by_url(url), offset, limit)?).await
+        self.run(ListUploadSessionParts::by_url(url).with_page(offset, limit)?).await
     }
 
     /// `POST /files/upload_sessions/{id}/commit` with every part and the whole file's SHA-1.
@@ -314,7 +314,7 @@ impl Client {
         if_none_match: Option<String>,
     ) -> Result<CommitResponse, Error> {
         let op = CommitUploadSession::by_id(session_id, parts, digest);
-        self.run(conditions(op, if_match, if_none_match)).await
+        self.run(op.with_conditions(if_match, if_none_match)).await
     }
 
     /// `POST` the session's `session_endpoints.commit` URL.
@@ -327,7 +327,7 @@ impl Client {
         if_none_match: Option<String>,
     ) -> Result<CommitResponse, Error> {
         let op = CommitUploadSession::by_url(url, parts, digest);
-        self.run(conditions(op, if_match, if_none_match)).await
+        self.run(op.with_conditions(if_match, if_none_match)).await
     }
 
     // ---- the big upload --------------------------------------------------------------------
@@ -438,32 +438,4 @@ async fn hash(bytes: Bytes) -> Result<PartData, Error> {
     tokio::task::spawn_blocking(move || PartData::new(bytes))
         .await
         .map_err(|e| Error::Internal(format!("the hash task failed: {e}")))
-}
-
-fn list_page(
-    mut op: ListUploadSessionParts,
-    offset: Option<u64>,
-    limit: Option<u64>,
-) -> Result<ListUploadSessionParts, Error> {
-    if let Some(offset) = offset {
-        op = op.with_offset(offset);
-    }
-    if let Some(limit) = limit {
-        op = op.with_limit(limit)?;
-    }
-    Ok(op)
-}
-
-fn conditions(
-    mut op: CommitUploadSession,
-    if_match: Option<String>,
-    if_none_match: Option<String>,
-) -> CommitUploadSession {
-    if let Some(etag) = if_match {
-        op = op.with_if_match(etag);
-    }
-    if let Some(etag) = if_none_match {
-        op = op.with_if_none_match(etag);
-    }
-    op
 }

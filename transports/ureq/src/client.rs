@@ -384,7 +384,7 @@ impl Client {
         offset: Option<u64>,
         limit: Option<u64>,
     ) -> Result<UploadParts, Error> {
-        self.run(with_paging(ListUploadSessionParts::by_id(session_id), offset, limit)?)
+        self.run(ListUploadSessionParts::by_id(session_id).with_page(offset, limit)?)
     }
 
     /// Lists a session's parts by its `session_endpoints.list_parts` URL.
@@ -394,7 +394,7 @@ impl Client {
         offset: Option<u64>,
         limit: Option<u64>,
     ) -> Result<UploadParts, Error> {
-        self.run(with_paging(ListUploadSessionParts::by_url(url), offset, limit)?)
+        self.run(ListUploadSessionParts::by_url(url).with_page(offset, limit)?)
     }
 
     /// Commits a session by id with all its `parts` and the whole file's SHA-1. A 202 comes back
@@ -408,7 +408,7 @@ impl Client {
         if_match: Option<String>,
         if_none_match: Option<String>,
     ) -> Result<CommitResponse, Error> {
-        self.run(with_conditions(CommitUploadSession::by_id(session_id, parts, digest), if_match, if_none_match))
+        self.run(CommitUploadSession::by_id(session_id, parts, digest).with_conditions(if_match, if_none_match))
     }
 
     /// Commits a session by its `session_endpoints.commit` URL.
@@ -420,7 +420,7 @@ impl Client {
         if_match: Option<String>,
         if_none_match: Option<String>,
     ) -> Result<CommitResponse, Error> {
-        self.run(with_conditions(CommitUploadSession::by_url(url, parts, digest), if_match, if_none_match))
+        self.run(CommitUploadSession::by_url(url, parts, digest).with_conditions(if_match, if_none_match))
     }
 
     // ---- the big upload --------------------------------------------------------------------
@@ -521,32 +521,4 @@ impl Client {
             Err(e) => Err(hooks.checkpoint_error.take().unwrap_or(e)),
         }
     }
-}
-
-fn with_paging(
-    mut op: ListUploadSessionParts,
-    offset: Option<u64>,
-    limit: Option<u64>,
-) -> Result<ListUploadSessionParts, Error> {
-    if let Some(offset) = offset {
-        op = op.with_offset(offset);
-    }
-    if let Some(limit) = limit {
-        op = op.with_limit(limit)?;
-    }
-    Ok(op)
-}
-
-fn with_conditions(
-    mut op: CommitUploadSession,
-    if_match: Option<String>,
-    if_none_match: Option<String>,
-) -> CommitUploadSession {
-    if let Some(etag) = if_match {
-        op = op.with_if_match(etag);
-    }
-    if let Some(etag) = if_none_match {
-        op = op.with_if_none_match(etag);
-    }
-    op
 }
