@@ -75,7 +75,7 @@ def main():
     lines.append(f"# Upload benchmark: {size_mib:.0f} MiB, {part_mib:.0f} MiB parts")
     lines.append("")
     lines.append(f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}; "
-                 f"commit {a.commit}")
+                 f"Rust binaries built from the {a.commit}")
     lines.append(f"- machine: {machine()}")
     lines.append(f"- load average at the end (1, 5, 15 min): {loadavg()}; per-run 1-min load in the table")
     lines.append(f"- emulator: release `box-upload-emulator` on 127.0.0.1, freshly started for each client, "
@@ -85,20 +85,24 @@ def main():
         lines.append(f"- each client ran {a.repeat} times; the fastest run is shown")
     lines.append("- upload s: the upload as timed inside the client (no interpreter start-up); MB/s = "
                  "bytes / upload s / 10^6; process wall, CPU (user+sys) and peak RSS from GNU time of "
-                 "the client process; emulator CPU = its user+sys for that run")
+                 "the client process; emulator CPU = its user+sys for that run; cores busy = (client CPU + "
+                 "emulator CPU) / process wall (the machine has "
+                 f"{os.cpu_count()})")
     lines.append("")
     lines.append("| client | parts in flight | upload s | MB/s | process wall s | client CPU s (user+sys) "
-                 "| peak RSS MiB | emulator CPU s | load | committed sha1 = source |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+                 "| peak RSS MiB | emulator CPU s | cores busy | load | committed sha1 = source |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for label, (name, pif) in LABELS.items():
         r = best.get(label)
         if not r:
             continue
         mbs = a.size / 1e6 / r["secs"]
         emu = "-" if r["emu"] is None else f"{r['emu']:.2f}"
+        # (client CPU + emulator CPU) / upload time: how much of the machine the run kept busy
+        busy = (r["cpu"] + (r["emu"] or 0.0)) / r["wall"]
         ok = "n/a" if label == "openssl" else r["ok"]
         lines.append(f"| {name} | {pif} | {r['secs']:.2f} | {mbs:.0f} | {r['wall']:.2f} | "
-                     f"{r['cpu']:.2f} ({r['user']:.2f}+{r['sys']:.2f}) | {r['rss']:.1f} | {emu} | "
+                     f"{r['cpu']:.2f} ({r['user']:.2f}+{r['sys']:.2f}) | {r['rss']:.1f} | {emu} | {busy:.2f} | "
                      f"{r['load']:.2f} | {ok} |")
 
     # The targets, at 4 parts in flight.

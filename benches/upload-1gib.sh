@@ -20,6 +20,9 @@
 #   --out FILE     where to write the results (default benches/results.md for 1024 MiB,
 #                  benches/results-<N>mib.md for other sizes; `-` for none)
 #   --no-build     use the binaries already built in $CARGO_TARGET_DIR/release
+#   --at REV       build the Rust binaries from commit REV (a `git archive` of it in a temporary
+#                  directory) instead of the work tree, e.g. `--at HEAD` while others have
+#                  uncommitted work in progress
 # Environment: CARGO_TARGET_DIR (default <repo>/target), BOX_UPLOAD_VENV (default
 # ~/.cache/box-upload/venv), BOX_UPLOAD_NODE_DIR (default ~/.cache/box-upload/node),
 # BOX_SDK_GEN_VERSION (default 1.17.0), BOX_NODE_SDK_VERSION (default 10.12.0).
@@ -32,6 +35,7 @@ ONLY="openssl,hyper1,hyper4,hyper8,ureq1,ureq4,ureq8,python,node"
 WAIT_LOAD=""
 DATA_PARENT=""
 BUILD=1
+AT=""
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 OUT=""
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
     --data-dir) DATA_PARENT="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --at) AT="${2:?}"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
   esac
@@ -67,15 +72,44 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for tool in openssl curl python3 sha1sum; do command -v "$tool" >/dev/null || die "$tool is required"; done
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is required: apt-get install time"
 
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/upload-bench.XXXXXX")"
+DATA=""
+EMU_PID=""
+stop_emulator() {
+  if [ -n "$EMU_PID" ]; then kill "$EMU_PID" 2>/dev/null || true; wait "$EMU_PID" 2>/dev/null || true; EMU_PID=""; fi
+}
+cleanup() { stop_emulator; rm -rf "$WORK" ${DATA:+"$DATA"}; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 # 1. Binaries (release).
 REL="$CARGO_TARGET_DIR/release"
+SRC="$ROOT"
+BUILT_FROM="work tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+if [ -n "$AT" ]; then
+  commit="$(git -C "$ROOT" rev-parse --short "$AT^{commit}")" || die "--at $AT: no such commit"
+  SRC="$WORK/src"
+  mkdir -p "$SRC"
+  git -C "$ROOT" archive "$commit" | tar -x -C "$SRC" || die "git archive $commit failed"
+  BUILT_FROM="commit $commit"
+fi
 if [ "$BUILD" = 1 ]; then
-  echo "building release binaries in $CARGO_TARGET_DIR ..."
-  (cd "$ROOT" && cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator \
-    && cargo build --quiet --release -p box-upload-hyper --example upload_bench \
-    && cp "$REL/examples/upload_bench" "$REL/examples/upload_bench_hyper" \
-    && cargo build --quiet --release -p box-upload-ureq --example upload_bench \
-    && cp "$REL/examples/upload_bench" "$REL/examples/upload_bench_ureq") || die "cargo build failed"
+  # Both transports name their example upload_bench: copy each one out under its own name, from
+  # the path cargo reports (examples/upload_bench is not relinked when a build is fresh).
+  example() { # package, destination
+    local exe
+    exe="$(cd "$SRC" && cargo build --quiet --release -p "$1" --example upload_bench --message-format=json \
+      | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "upload_bench":
+        print(m["executable"])')" || return 1
+    [ -n "$exe" ] && cp -f "$exe" "$2"
+  }
+  echo "building release binaries from the $BUILT_FROM in $CARGO_TARGET_DIR ..."
+  (cd "$SRC" && cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator) || die "cargo build failed"
+  example box-upload-hyper "$REL/examples/upload_bench_hyper" || die "cargo build of the hyper example failed"
+  example box-upload-ureq "$REL/examples/upload_bench_ureq" || die "cargo build of the ureq example failed"
 fi
 EMULATOR="$REL/box-upload-emulator"
 for b in "$EMULATOR" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_bench_ureq"; do
@@ -104,20 +138,12 @@ if want node; then
 fi
 
 # 3. The file (made once) and its digest.
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/upload-bench.XXXXXX")"
 SIZE=$((SIZE_MIB * 1024 * 1024))
 if [ -z "$DATA_PARENT" ]; then
   shm_free_kib="$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')"
   if [ -n "$shm_free_kib" ] && [ "$shm_free_kib" -gt $((SIZE / 1024 * 2 + 262144)) ]; then DATA_PARENT=/dev/shm; else DATA_PARENT="$WORK"; fi
 fi
 DATA="$(mktemp -d "$DATA_PARENT/upload-bench-data.XXXXXX")"
-EMU_PID=""
-stop_emulator() {
-  if [ -n "$EMU_PID" ]; then kill "$EMU_PID" 2>/dev/null || true; wait "$EMU_PID" 2>/dev/null || true; EMU_PID=""; fi
-}
-cleanup() { stop_emulator; rm -rf "$WORK" "$DATA"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 FILE="$WORK/source.bin"
 echo "making a ${SIZE_MIB} MiB file of random bytes ..."
@@ -222,6 +248,6 @@ want node && run_upload node env NODE_PATH="$NODE_DIR/node_modules" node "$HERE/
 PY_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("box-sdk-gen"))' 2>/dev/null || echo "?")"
 NODE_VERSION="$(node -p "require('$NODE_DIR/node_modules/box-node-sdk/package.json').version" 2>/dev/null || echo "?")"
 python3 "$HERE/report.py" --rows "$ROWS" --size "$SIZE" --part-size "$PART_SIZE" --repeat "$REPEAT" \
-  --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+  --commit "$BUILT_FROM" \
   --python-sdk "box-sdk-gen $PY_VERSION" --node-sdk "box-node-sdk $NODE_VERSION" \
   --data-dir "$DATA_PARENT" --out "$OUT"
