@@ -8,6 +8,7 @@
 //! - [`replay`]: a loopback server that plays a fixture back and reports mismatches.
 
 mod body;
+pub mod core_replay;
 pub mod emulator;
 pub mod fixture;
 pub mod recorder;

@@ -125,10 +125,8 @@ impl ReplayServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             origin: format!("http://{addr}"),
-            consumed: Mutex::new(vec![false; fixture.exchanges.len()]),
+            matcher: Mutex::new(Matcher::new(fixture, options)),
             mismatches: Mutex::new(Vec::new()),
-            fixture,
-            options,
         });
         let (stop, mut stop_rx) = watch::channel(false);
         let st = Arc::clone(&state);
@@ -197,13 +195,7 @@ impl ReplayHandle {
         if !mismatches.is_empty() {
             return Err(ReplayError::Mismatches(mismatches));
         }
-        let consumed = lock(&self.state.consumed).clone();
-        let left: Vec<usize> = consumed.iter().enumerate().filter(|(_, c)| !**c).map(|(i, _)| i).collect();
-        if let Some(first) = left.first() {
-            let r = &self.state.fixture.exchanges[*first].request;
-            return Err(ReplayError::Unconsumed { count: left.len(), next: format!("{} {}", r.method, r.uri) });
-        }
-        Ok(())
+        lock(&self.state.matcher).finish()
     }
 }
 
@@ -214,18 +206,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 struct State {
     origin: String,
-    fixture: Fixture,
-    options: ReplayOptions,
-    consumed: Mutex<Vec<bool>>,
+    matcher: Mutex<Matcher>,
     mismatches: Mutex<Vec<Mismatch>>,
 }
 
 /// What was received, in the fixture's terms.
-struct Seen {
-    method: String,
-    uri: String,
-    headers: std::collections::BTreeMap<String, String>,
-    body: Body,
+#[derive(Debug)]
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) uri: String,
+    pub(crate) headers: std::collections::BTreeMap<String, String>,
+    pub(crate) body: Body,
+}
+
+/// Walks a fixture's exchanges as requests come: the server replay and the core replay share it.
+#[derive(Debug)]
+pub(crate) struct Matcher {
+    pub(crate) fixture: Fixture,
+    options: ReplayOptions,
+    consumed: Vec<bool>,
 }
 
 fn is_part_upload(method: &str, headers: &std::collections::BTreeMap<String, String>) -> bool {
@@ -245,8 +244,12 @@ impl State {
         let mut body = Body::from_bytes(ct, &bytes);
         body.replace_text(&self.origin, ORIGIN_PLACEHOLDER);
         let seen = Seen { method: parts.method.as_str().to_string(), uri, headers, body };
-        match self.pick(&seen) {
-            Ok(i) => self.respond(&self.fixture.exchanges[i]),
+        let picked = {
+            let mut matcher = lock(&self.matcher);
+            matcher.pick(&seen).map(|i| matcher.fixture.exchanges[i].clone())
+        };
+        match picked {
+            Ok(exchange) => self.respond(&exchange),
             Err(m) => {
                 let msg = m.to_string();
                 lock(&self.mismatches).push(m);
@@ -261,9 +264,39 @@ impl State {
         }
     }
 
+    fn respond(&self, ex: &Exchange) -> Response<ResBody> {
+        let r = &ex.response;
+        let mut res = Response::new(full(r.body.to_bytes(&self.origin)));
+        *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        for (k, v) in &r.headers {
+            let v = v.replace(ORIGIN_PLACEHOLDER, &self.origin);
+            if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(k.as_str()), HeaderValue::from_str(&v)) {
+                res.headers_mut().insert(name, value);
+            }
+        }
+        res
+    }
+}
+
+impl Matcher {
+    pub(crate) fn new(fixture: Fixture, options: ReplayOptions) -> Self {
+        let consumed = vec![false; fixture.exchanges.len()];
+        Matcher { fixture, options, consumed }
+    }
+
+    /// `Ok` when every exchange was consumed.
+    pub(crate) fn finish(&self) -> Result<(), ReplayError> {
+        let left: Vec<usize> = self.consumed.iter().enumerate().filter(|(_, c)| !**c).map(|(i, _)| i).collect();
+        if let Some(first) = left.first() {
+            let r = &self.fixture.exchanges[*first].request;
+            return Err(ReplayError::Unconsumed { count: left.len(), next: format!("{} {}", r.method, r.uri) });
+        }
+        Ok(())
+    }
+
     /// Finds the exchange this request stands for and marks it consumed.
-    fn pick(&self, seen: &Seen) -> Result<usize, Mismatch> {
-        let mut consumed = lock(&self.consumed);
+    pub(crate) fn pick(&mut self, seen: &Seen) -> Result<usize, Mismatch> {
+        let consumed = &mut self.consumed;
         let exchanges = &self.fixture.exchanges;
         let request = format!("{} {}", seen.method, seen.uri);
         let Some(next) = consumed.iter().position(|c| !c) else {
@@ -285,7 +318,7 @@ impl State {
                 }
             }
         }
-        let differences = self.differences(&exchanges[candidate], seen);
+        let differences = differences(&self.options, &exchanges[candidate], seen);
         if differences.is_empty() {
             consumed[candidate] = true;
             Ok(candidate)
@@ -293,51 +326,38 @@ impl State {
             Err(Mismatch { index: Some(candidate), request, differences })
         }
     }
+}
 
-    fn differences(&self, ex: &Exchange, seen: &Seen) -> Vec<String> {
-        let want = &ex.request;
-        let mut d = Vec::new();
-        if want.method != seen.method {
-            d.push(format!("method: expected {}, got {}", want.method, seen.method));
-        }
-        if want.uri != seen.uri {
-            d.push(format!("uri: expected {}, got {}", want.uri, seen.uri));
-        }
-        for name in &self.options.compare_headers {
-            let (w, g) = (want.headers.get(name), seen.headers.get(name));
-            if w != g {
-                d.push(format!("header {name}: expected {w:?}, got {g:?}"));
-            }
-        }
-        let scheme = |h: Option<&String>| h.map(|v| v.split(' ').next().unwrap_or("").to_ascii_lowercase());
-        let (w, g) = (scheme(want.headers.get("authorization")), scheme(seen.headers.get("authorization")));
+fn differences(options: &ReplayOptions, ex: &Exchange, seen: &Seen) -> Vec<String> {
+    let want = &ex.request;
+    let mut d = Vec::new();
+    if want.method != seen.method {
+        d.push(format!("method: expected {}, got {}", want.method, seen.method));
+    }
+    if want.uri != seen.uri {
+        d.push(format!("uri: expected {}, got {}", want.uri, seen.uri));
+    }
+    for name in &options.compare_headers {
+        let (w, g) = (want.headers.get(name), seen.headers.get(name));
         if w != g {
-            d.push(format!("authorization scheme: expected {w:?}, got {g:?}"));
+            d.push(format!("header {name}: expected {w:?}, got {g:?}"));
         }
-        if !want.body.matches(&seen.body) {
-            let show = |b: &Body| {
-                let s = serde_json::to_string(b).unwrap_or_default();
-                if s.len() > 300 {
-                    format!("{}...", &s[..300])
-                } else {
-                    s
-                }
-            };
-            d.push(format!("body: expected {}, got {}", show(&want.body), show(&seen.body)));
-        }
-        d
     }
-
-    fn respond(&self, ex: &Exchange) -> Response<ResBody> {
-        let r = &ex.response;
-        let mut res = Response::new(full(r.body.to_bytes(&self.origin)));
-        *res.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        for (k, v) in &r.headers {
-            let v = v.replace(ORIGIN_PLACEHOLDER, &self.origin);
-            if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(k.as_str()), HeaderValue::from_str(&v)) {
-                res.headers_mut().insert(name, value);
+    let scheme = |h: Option<&String>| h.map(|v| v.split(' ').next().unwrap_or("").to_ascii_lowercase());
+    let (w, g) = (scheme(want.headers.get("authorization")), scheme(seen.headers.get("authorization")));
+    if w != g {
+        d.push(format!("authorization scheme: expected {w:?}, got {g:?}"));
+    }
+    if !want.body.matches(&seen.body) {
+        let show = |b: &Body| {
+            let s = serde_json::to_string(b).unwrap_or_default();
+            if s.len() > 300 {
+                format!("{}...", &s[..300])
+            } else {
+                s
             }
-        }
-        res
+        };
+        d.push(format!("body: expected {}, got {}", show(&want.body), show(&seen.body)));
     }
+    d
 }
