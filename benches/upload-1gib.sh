@@ -94,19 +94,15 @@ if [ -n "$AT" ]; then
   BUILT_FROM="commit $commit"
 fi
 if [ "$BUILD" = 1 ]; then
-  # Both transports name their example upload_bench: copy each one out under its own name, from
-  # the path cargo reports (examples/upload_bench is not relinked when a build is fresh).
+  # Both transports name their example upload_bench, and cargo does not relink
+  # examples/upload_bench for a build that is fresh: remove it first (cargo then links it again
+  # from that package's own artifact), then copy it out under the transport's name.
   example() { # package, destination
-    local exe
-    exe="$(cd "$SRC" && cargo build --quiet --release -p "$1" --example upload_bench --message-format=json \
-      | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "upload_bench":
-        print(m["executable"])')" || return 1
-    [ -n "$exe" ] && cp -f "$exe" "$2"
+    rm -f "$REL/examples/upload_bench"
+    (cd "$SRC" && cargo build --quiet --release -p "$1" --example upload_bench) || return 1
+    [ -x "$REL/examples/upload_bench" ] && cp -f "$REL/examples/upload_bench" "$2"
   }
-  echo "building release binaries from the $BUILT_FROM in $CARGO_TARGET_DIR ..."
+  rm -f "$REL/box-upload-emulator"
   (cd "$SRC" && cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator) || die "cargo build failed"
   example box-upload-hyper "$REL/examples/upload_bench_hyper" || die "cargo build of the hyper example failed"
   example box-upload-ureq "$REL/examples/upload_bench_ureq" || die "cargo build of the ureq example failed"
