@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--python-sdk", default="?")
     ap.add_argument("--node-sdk", default="?")
     ap.add_argument("--data-dir", default="?")
+    ap.add_argument("--extra-parts", default="", help="label=parts,... for --extra rows")
     ap.add_argument("--out", default="-")
     a = ap.parse_args()
 
@@ -92,7 +93,10 @@ def main():
     lines.append("| client | parts in flight | upload s | MB/s | process wall s | client CPU s (user+sys) "
                  "| peak RSS MiB | emulator CPU s | cores busy | load | committed sha1 = source |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for label, (name, pif) in LABELS.items():
+    extra = [l for l in best if l not in LABELS]
+    extra_parts = dict(kv.split("=", 1) for kv in a.extra_parts.split(",") if "=" in kv)
+    for label in list(LABELS) + extra:
+        name, pif = LABELS.get(label, (f"{label} (extra binary)", extra_parts.get(label, "?")))
         r = best.get(label)
         if not r:
             continue

@@ -23,6 +23,9 @@
 #   --at REV       build the Rust binaries from commit REV (a `git archive` of it in a temporary
 #                  directory) instead of the work tree, e.g. `--at HEAD` while others have
 #                  uncommitted work in progress
+#   --extra LABEL:PARTS:BINARY  also run BINARY (an upload_bench-style program: `BINARY UPLOAD_BASE
+#                  FILE PARTS`, token in $BOX_TOKEN) as row LABEL, e.g. a transport built with a
+#                  proposed change, for a before/after in the same run; repeatable
 # Environment: CARGO_TARGET_DIR (default <repo>/target), BOX_UPLOAD_VENV (default
 # ~/.cache/box-upload/venv), BOX_UPLOAD_NODE_DIR (default ~/.cache/box-upload/node),
 # BOX_SDK_GEN_VERSION (default 1.17.0), BOX_NODE_SDK_VERSION (default 10.12.0).
@@ -36,6 +39,8 @@ WAIT_LOAD=""
 DATA_PARENT=""
 BUILD=1
 AT=""
+EXTRA=()
+EXTRA_PARTS=""
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 OUT=""
@@ -61,6 +66,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="${2:?}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --at) AT="${2:?}"; shift 2 ;;
+    --extra) EXTRA+=("${2:?}"); shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
   esac
@@ -237,6 +243,12 @@ for n in 1 4 8; do
   want "hyper$n" && run_upload "hyper$n" "$REL/examples/upload_bench_hyper" @BASE@ "$FILE" "$n" "$TOKEN"
   want "ureq$n" && run_upload "ureq$n" env BOX_TOKEN="$TOKEN" "$REL/examples/upload_bench_ureq" @BASE@ "$FILE" "$n"
 done
+for extra in ${EXTRA[@]+"${EXTRA[@]}"}; do
+  IFS=: read -r label parts bin <<<"$extra"
+  [ -n "$label" ] && [ -n "$parts" ] && [ -x "$bin" ] || die "--extra $extra: want LABEL:PARTS:BINARY (an executable)"
+  run_upload "$label" env BOX_TOKEN="$TOKEN" "$bin" @BASE@ "$FILE" "$parts"
+  EXTRA_PARTS="${EXTRA_PARTS:+$EXTRA_PARTS,}$label=$parts"
+done
 want python && run_upload python "$VENV/bin/python" "$HERE/sdk_python.py" @BASE@ "$FILE" @NAME@ "$TOKEN"
 want node && run_upload node env NODE_PATH="$NODE_DIR/node_modules" node "$HERE/sdk_node.js" @BASE@ "$FILE" @NAME@ "$TOKEN"
 
@@ -246,4 +258,4 @@ NODE_VERSION="$(node -p "require('$NODE_DIR/node_modules/box-node-sdk/package.js
 python3 "$HERE/report.py" --rows "$ROWS" --size "$SIZE" --part-size "$PART_SIZE" --repeat "$REPEAT" \
   --commit "$BUILT_FROM" \
   --python-sdk "box-sdk-gen $PY_VERSION" --node-sdk "box-node-sdk $NODE_VERSION" \
-  --data-dir "$DATA_PARENT" --out "$OUT"
+  --data-dir "$DATA_PARENT" --extra-parts "$EXTRA_PARTS" --out "$OUT"
