@@ -292,6 +292,23 @@ fn big_upload_cooperative_box_commits() {
 }
 
 #[test]
+fn big_upload_seeds() {
+    // Inputs the fuzzer found (fuzz/seeds/big_upload), kept as regressions.
+    let dir = repo().join("fuzz/seeds/big_upload");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 4);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        let outcome = harness::big_upload(ByteChoices::new(&bytes));
+        // The resumed session answered with an id that is not Box's must be aborted, not left open.
+        if f.ends_with("resume_get_session_hostile_id") {
+            assert!(!outcome.committed, "{outcome:?}");
+        }
+    }
+}
+
+#[test]
 fn big_upload_hostile_endpoints_never_commit() {
     // The 4th setup byte picks the session's endpoints: 230..=255 are foreign, plain http or garbage.
     for endpoints in 230..=255u8 {
