@@ -148,6 +148,85 @@ impl PartData {
     }
 }
 
+/// Builds a [`PartData`] as the driver reads it, hashing each chunk the moment it is written, while
+/// it is still in the CPU cache: hashing a whole 8 MiB part after reading it runs at memory speed,
+/// not SHA-1 speed. The digest is still computed here, over exactly the bytes the part will hold.
+///
+/// ```
+/// use box_upload_core::{PartBuilder, PartData};
+/// let source = vec![7u8; 1000];
+/// let mut part = PartBuilder::new(vec![0; 1000]);
+/// while part.filled() < 1000 {
+///     let chunk = part.unfilled();
+///     let n = chunk.len().min(256);
+///     let at = 1000 - chunk.len();
+///     chunk[..n].copy_from_slice(&source[at..at + n]); // e.g. a positioned read
+///     part.advance(n);
+/// }
+/// assert_eq!(part.finish().sha1(), PartData::new(source).sha1());
+/// ```
+pub struct PartBuilder {
+    buf: Vec<u8>,
+    filled: usize,
+    hasher: crate::digest::FileHasher,
+}
+
+impl PartBuilder {
+    /// A builder filling `buf` (its length is the most the part can hold; its contents are
+    /// overwritten). Pass a reused buffer to avoid allocating per part.
+    #[must_use]
+    pub fn new(buf: Vec<u8>) -> Self {
+        Self { buf, filled: 0, hasher: crate::digest::FileHasher::new() }
+    }
+
+    /// The part of the buffer not written yet: write into its start, then call
+    /// [`advance`](Self::advance).
+    pub fn unfilled(&mut self) -> &mut [u8] {
+        &mut self.buf[self.filled..]
+    }
+
+    /// Marks the next `n` bytes of [`unfilled`](Self::unfilled) as written, and hashes them
+    /// (`n` is capped at what is left).
+    pub fn advance(&mut self, n: usize) {
+        let end = self.filled + n.min(self.buf.len() - self.filled);
+        self.hasher.update(&self.buf[self.filled..end]);
+        self.filled = end;
+    }
+
+    /// How many bytes are written.
+    #[must_use]
+    pub fn filled(&self) -> usize {
+        self.filled
+    }
+
+    /// The part: the bytes written so far, with their SHA-1.
+    #[must_use]
+    pub fn finish(self) -> PartData {
+        self.finish_with(Bytes::from)
+    }
+
+    /// Like [`finish`](Self::finish), with `wrap` turning the buffer (cut to the bytes written) into
+    /// `Bytes`, e.g. with a drop guard that returns it to a pool.
+    pub fn finish_with(mut self, wrap: impl FnOnce(Vec<u8>) -> Bytes) -> PartData {
+        self.buf.truncate(self.filled);
+        let sha1 = self.hasher.finish();
+        let bytes = wrap(self.buf);
+        debug_assert_eq!(bytes.len(), self.filled, "wrap must keep the bytes");
+        if bytes.len() == self.filled {
+            PartData { bytes, sha1 }
+        } else {
+            // A wrapper that changed the bytes gets them hashed again: the digest must be theirs.
+            PartData::new(bytes)
+        }
+    }
+}
+
+impl fmt::Debug for PartBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartBuilder").field("capacity", &self.buf.len()).field("filled", &self.filled).finish()
+    }
+}
+
 impl fmt::Debug for PartData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PartData").field("len", &self.bytes.len()).field("sha1", &self.sha1).finish()

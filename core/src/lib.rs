@@ -52,7 +52,9 @@ pub use call::Call;
 pub use client::Client;
 pub use content_range::{ContentRange, ContentRangeError};
 pub use digest::{DigestError, FileHasher, Sha1Digest};
-pub use driver::{Event, Machine, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit};
+pub use driver::{
+    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit,
+};
 pub use error::{
     ApiError, AuthError, Error, InputError, ProtocolError, SourceError, TransportError, TransportErrorKind,
     UntrustedHost,

@@ -2,7 +2,7 @@
 //! stream (read once, in order), or bytes in memory.
 
 use crate::Error;
-use box_upload_core::{PartData, ReadId, ReadRequest, SourceError};
+use box_upload_core::{PartBuilder, PartData, ReadId, ReadRequest, SourceError};
 use bytes::Bytes;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -137,21 +137,24 @@ impl OpenFile {
     }
 
     /// Reads `len` bytes at `offset` (fewer at the end), then checks the file did not change.
-    fn read(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+    fn read(&self, offset: u64, len: usize) -> Result<PartData, SourceError> {
+        // 256 KiB at a time, each chunk hashed as soon as it is read, while it is in the CPU cache.
+        const CHUNK: usize = 256 * 1024;
         self.check()?;
-        let mut buf = self.pool.take(len);
-        let mut filled = 0;
-        while filled < len {
-            match read_at(&self.file, &mut buf[filled..], offset + filled as u64) {
+        let mut part = PartBuilder::new(self.pool.take(len));
+        while part.filled() < len {
+            let at = offset + part.filled() as u64;
+            let chunk = part.unfilled();
+            let n = chunk.len().min(CHUNK);
+            match read_at(&self.file, &mut chunk[..n], at) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => part.advance(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(SourceError::Io(format!("{} at offset {}: {e}", self.path.display(), offset))),
             }
         }
-        buf.truncate(filled);
         self.check()?;
-        Ok(self.pool.wrap(buf))
+        Ok(part.finish_with(|buf| self.pool.wrap(buf)))
     }
 }
 
@@ -234,7 +237,7 @@ impl OpenSource {
             OpenSource::File(file) => {
                 let file = Arc::clone(file);
                 Box::pin(async move {
-                    let data = tokio::task::spawn_blocking(move || file.read(offset, len).map(PartData::new))
+                    let data = tokio::task::spawn_blocking(move || file.read(offset, len))
                         .await
                         .unwrap_or_else(|e| Err(SourceError::Io(format!("the read task failed: {e}"))));
                     ReadDone { id, data, reader: None }

@@ -2,7 +2,7 @@
 //! order) or bytes in memory.
 
 use crate::Error;
-use box_upload_core::{PartData, SourceError};
+use box_upload_core::{PartBuilder, PartData, SourceError};
 use bytes::Bytes;
 use std::fmt;
 use std::fs::File;
@@ -112,46 +112,38 @@ impl Source {
                         "a stream can only be read in order: asked for offset {offset}, at {position}"
                     )));
                 }
-                let mut buf = vec![0u8; len];
-                let n = fill(|b| reader.read(b), &mut buf).map_err(|e| SourceError::Io(e.to_string()))?;
-                buf.truncate(n);
-                *position += n as u64;
-                Ok(PartData::new(buf))
+                let part = read_hashed(|b, _| reader.read(b), len).map_err(|e| SourceError::Io(e.to_string()))?;
+                *position += part.len() as u64;
+                Ok(part)
             }
             Inner::File { file, path, len: size, modified } => {
-                let mut buf = vec![0u8; len];
-                let mut at = offset;
-                let n = fill(
-                    |b| {
-                        let r = read_at(file, b, at);
-                        if let Ok(k) = r {
-                            at += k as u64;
-                        }
-                        r
-                    },
-                    &mut buf,
-                )
-                .map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
-                buf.truncate(n);
+                let part = read_hashed(|b, filled| read_at(file, b, offset + filled as u64), len)
+                    .map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
                 check_unchanged(file, path, *size, *modified)?;
-                Ok(PartData::new(buf))
+                Ok(part)
             }
         }
     }
 }
 
-/// Reads until `buf` is full or the source ends; returns the bytes read.
-fn fill(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match read(&mut buf[filled..]) {
+/// Reads up to `len` bytes (fewer only where the source ends), 256 KiB at a time, each chunk hashed
+/// as soon as it is read, while it is still in the CPU cache. `read` gets the buffer to fill and
+/// how many bytes of the part are already read.
+fn read_hashed(mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>, len: usize) -> io::Result<PartData> {
+    const CHUNK: usize = 256 * 1024;
+    let mut part = PartBuilder::new(vec![0u8; len]);
+    while part.filled() < len {
+        let filled = part.filled();
+        let chunk = part.unfilled();
+        let n = chunk.len().min(CHUNK);
+        match read(&mut chunk[..n], filled) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => part.advance(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(filled)
+    Ok(part.finish())
 }
 
 #[cfg(unix)]
