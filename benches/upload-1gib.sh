@@ -21,8 +21,8 @@
 #                  benches/results-<N>mib.md for other sizes; `-` for none)
 #   --no-build     use the binaries already built in $CARGO_TARGET_DIR/release
 #   --at REV       build the Rust binaries from commit REV (a `git archive` of it in a temporary
-#                  directory) instead of the work tree, e.g. `--at HEAD` while others have
-#                  uncommitted work in progress
+#                  directory, built in $CARGO_TARGET_DIR/at-rev) instead of the work tree, e.g.
+#                  `--at HEAD` while others have uncommitted work in progress
 #   --extra LABEL:PARTS:BINARY  also run BINARY (an upload_bench-style program: `BINARY UPLOAD_BASE
 #                  FILE PARTS`, token in $BOX_TOKEN) as row LABEL, e.g. a transport built with a
 #                  proposed change, for a before/after in the same run; repeatable
@@ -97,6 +97,13 @@ if [ -n "$AT" ]; then
   SRC="$WORK/src"
   mkdir -p "$SRC"
   git -C "$ROOT" archive "$commit" | tar -x -C "$SRC" || die "git archive $commit failed"
+  # cargo's artifact names do not depend on where a workspace lives, and freshness is judged by
+  # mtimes: give these sources the time of now (git archive stamps the commit's time) and a
+  # target dir of their own, so neither this build nor a later work-tree build reuses the
+  # other's artifacts.
+  find "$SRC" -type f -exec touch {} +
+  export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/at-rev"
+  REL="$CARGO_TARGET_DIR/release"
   BUILT_FROM="commit $commit"
 fi
 if [ "$BUILD" = 1 ]; then
