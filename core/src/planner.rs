@@ -9,9 +9,11 @@ use crate::models::UploadSession;
 /// The smallest file Box accepts in an upload session.
 pub const MIN_FILE_SIZE: u64 = 20_000_000;
 
-/// The most parts a plan may hold, far above what Box hands out (its list-parts `offset` stops at
-/// 10,000), so that a hostile `part_size` cannot make us allocate without bound.
-pub const MAX_PARTS: u64 = 1_000_000;
+/// The most parts a plan may hold: what Box's list-parts paging can reach (`offset` at most 10,000,
+/// pages of at most 1,000), since the upload lists every part before committing. Box raises
+/// `part_size` for big files, so real sessions stay far below; a hostile `part_size` is refused
+/// before anything is allocated for it.
+pub const MAX_PARTS: u64 = 11_000;
 
 /// The parts of one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

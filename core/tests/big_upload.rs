@@ -707,3 +707,61 @@ fn session_with_impossible_numbers_is_refused() {
     assert!(matches!(run.output, Err(Error::Protocol(ProtocolError::BadSession(_)))), "{:?}", run.output);
     let _ = StatusCode::OK;
 }
+
+#[test]
+fn resume_refuses_an_answer_for_another_session() {
+    let size = 20_000_001;
+    let mut fake = FakeBox::new(8 * MIB);
+    let mut m = client().big_upload(UploadRequest::new_file("0", "f.bin", size)).unwrap();
+    let _ = drive_with(&mut m, &mut fake, &mut default_source(size), Order::Fifo, |e, m| {
+        if matches!(e, Event::SessionCreated { .. }) {
+            m.cancel(true);
+        }
+    });
+    let checkpoint = m.checkpoint().unwrap();
+    let mut fake = fake.hook(|seen, fake| {
+        if seen.kind == RequestKind::GetSession {
+            let mut s = fake.session_json();
+            s["id"] = serde_json::json!("0123456789ABCDEF");
+            return Answer::Respond(json(200, s));
+        }
+        Answer::Normal
+    });
+    let mut resumed = client().resume(checkpoint, Default::default()).unwrap();
+    let run = drive(&mut resumed, &mut fake, default_source(size), Order::Fifo);
+    assert!(
+        matches!(run.output, Err(Error::Input(box_upload_core::InputError::CheckpointMismatch(_)))),
+        "{:?}",
+        run.output
+    );
+    assert_eq!(fake.count(RequestKind::UploadPart), 0);
+    // The checkpoint's own session is the one aborted.
+    let abort = fake.seen.iter().find(|s| s.kind == RequestKind::AbortSession).unwrap();
+    assert!(abort.uri.ends_with("F971964745A5CD0C001BBE4E58196BFD"));
+}
+
+#[test]
+fn a_session_with_more_parts_than_box_can_list_is_refused_before_any_part() {
+    let size = 20_000_001;
+    let mut fake = FakeBox::new(1000).hook(|seen, fake| {
+        if seen.kind == RequestKind::CreateSession {
+            // 20,001 parts of 1000 bytes: past what list parts can page through.
+            fake.file_size = 20_000_001;
+            fake.session_exists = true;
+            return Answer::Respond(json(201, fake.session_json()));
+        }
+        Answer::Normal
+    });
+    let mut m = client().big_upload(UploadRequest::new_file("0", "f.bin", size)).unwrap();
+    let run = drive(&mut m, &mut fake, default_source(size), Order::Fifo);
+    assert!(
+        matches!(
+            run.output,
+            Err(Error::Protocol(ProtocolError::BadSession(box_upload_core::PlanError::TooManyParts { parts: 20_001 })))
+        ),
+        "{:?}",
+        run.output
+    );
+    assert_eq!(fake.count(RequestKind::UploadPart), 0);
+    assert!(fake.aborted);
+}

@@ -874,7 +874,16 @@ impl BigUpload {
                             let old = self.session.clone().unwrap_or_default();
                             fresh.part_size = part_size;
                             if fresh.id.is_empty() {
-                                fresh.id = old.id;
+                                fresh.id = old.id.clone();
+                            }
+                            if fresh.id != old.id {
+                                return self.fail(
+                                    InputError::CheckpointMismatch(format!(
+                                        "Box answered for session {:?}, not the checkpoint's",
+                                        fresh.id.chars().take(64).collect::<String>()
+                                    ))
+                                    .into(),
+                                );
                             }
                             if fresh.session_endpoints.is_none() {
                                 fresh.session_endpoints = old.session_endpoints;
