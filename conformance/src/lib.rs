@@ -18,3 +18,9 @@ pub use emulator::{
     BlockingEmulator, CounterSnapshot, EchoField, Emulator, EmulatorBuilder, EmulatorError, FaultAction, FaultRule,
     Faults, FileInfo, Op, Trigger, DEFAULT_PART_SIZE, MIN_FILE_SIZE,
 };
+
+/// The workspace README's examples, compiled and run as doctests of this crate (it can see every
+/// other crate of the workspace).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
