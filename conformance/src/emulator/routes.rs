@@ -148,7 +148,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     }
     let drop_answer = plan.drop_answer;
     let result = match early_fault(&mut plan, op, &request_id) {
-        Some(r) => r,
+        Some(r) => {
+            // Read what the client is sending before answering, as a server that keeps the
+            // connection does: otherwise the client may see a broken pipe instead of the answer.
+            drain(req.into_body(), DRAIN_LIMIT).await;
+            r
+        }
         None => dispatch(&shared, route, req, &plan).await,
     };
     match result {
@@ -166,6 +171,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
             let mut res = e.into_response(&request_id);
             add_request_id(&mut res, &request_id);
             Ok(res)
+        }
+    }
+}
+
+/// The most of a request body read and dropped before an injected answer (a part is at most a few
+/// tens of MiB; past this the connection is closed instead).
+const DRAIN_LIMIT: usize = 256 << 20;
+
+async fn drain(mut body: Incoming, limit: usize) {
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, Bytes::len);
+        if seen > limit {
+            break;
         }
     }
 }
@@ -247,7 +266,10 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
     if let Route::NotFound = route {
         return Err(ApiError::not_found("Not Found").into());
     }
-    shared.auth.check(req.headers(), shared.store.clock.now())?;
+    if let Err(e) = shared.auth.check(req.headers(), shared.store.clock.now()) {
+        drain(req.into_body(), DRAIN_LIMIT).await;
+        return Err(e.into());
+    }
     match route {
         Route::CreateSession => create_session(shared, req, None).await,
         Route::CreateVersion(file_id) => create_session(shared, req, Some(file_id)).await,
