@@ -13,6 +13,7 @@ pub mod emulator;
 pub mod fixture;
 pub mod recorder;
 pub mod replay;
+mod serve;
 
 pub use emulator::{
     BlockingEmulator, CounterSnapshot, EchoField, Emulator, EmulatorBuilder, EmulatorError, FaultAction, FaultRule,

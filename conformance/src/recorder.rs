@@ -21,11 +21,9 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::body::{empty, full, read_limited, ResBody};
 use crate::fixture::{
@@ -109,32 +107,8 @@ impl Recorder {
             current: Mutex::new(Fixture::new(config.scenario, "", config.source)),
             saved: Mutex::new(Vec::new()),
         });
-        let (stop, mut stop_rx) = watch::channel(false);
-        let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stop_rx.changed() => return,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                let st = Arc::clone(&st);
-                let mut stop_rx = stop_rx.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let st = Arc::clone(&st);
-                        async move { Ok::<_, std::convert::Infallible>(st.handle(req).await) }
-                    });
-                    let conn =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Ok(RecorderHandle { state, addr, stop, task })
+        let served = crate::serve::serve(listener, Arc::clone(&state), |st, req| async move { st.handle(req).await });
+        Ok(RecorderHandle { state, addr, served })
     }
 }
 
@@ -143,8 +117,7 @@ impl Recorder {
 pub struct RecorderHandle {
     state: Arc<State>,
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    served: crate::serve::Served,
 }
 
 impl RecorderHandle {
@@ -175,8 +148,7 @@ impl RecorderHandle {
 
     /// Stops the recorder, saves the current scenario, and returns every file written.
     pub async fn finish(self) -> Result<Vec<PathBuf>, RecorderError> {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.served.stop().await;
         self.state.save_current()?;
         Ok(lock(&self.state.saved).clone())
     }

@@ -29,11 +29,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::body::{full, read_limited, ResBody};
 use crate::fixture::{select_headers, Body, Exchange, Fixture, ORIGIN_PLACEHOLDER, REQUEST_HEADERS};
@@ -128,32 +125,8 @@ impl ReplayServer {
             matcher: Mutex::new(Matcher::new(fixture, options)),
             mismatches: Mutex::new(Vec::new()),
         });
-        let (stop, mut stop_rx) = watch::channel(false);
-        let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stop_rx.changed() => return,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                let st = Arc::clone(&st);
-                let mut stop_rx = stop_rx.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let st = Arc::clone(&st);
-                        async move { Ok::<_, std::convert::Infallible>(st.answer(req).await) }
-                    });
-                    let conn =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Ok(ReplayHandle { state, addr, stop, task })
+        let served = crate::serve::serve(listener, Arc::clone(&state), |st, req| async move { st.answer(req).await });
+        Ok(ReplayHandle { state, addr, served })
     }
 }
 
@@ -162,8 +135,7 @@ impl ReplayServer {
 pub struct ReplayHandle {
     state: Arc<State>,
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    served: crate::serve::Served,
 }
 
 impl ReplayHandle {
@@ -189,8 +161,7 @@ impl ReplayHandle {
 
     /// Stops the server; fails if any request mismatched or any exchange was not consumed.
     pub async fn finish(self) -> Result<(), ReplayError> {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.served.stop().await;
         let mismatches = lock(&self.state.mismatches).clone();
         if !mismatches.is_empty() {
             return Err(ReplayError::Mismatches(mismatches));
