@@ -2,6 +2,7 @@
 
 use crate::models::{UploadPart, UploadSession};
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// The checkpoint format's version; a checkpoint of another version is refused.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -57,4 +58,31 @@ pub struct Checkpoint {
     pub commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     /// Parts Box acknowledged, in offset order.
     pub parts: Vec<UploadPart>,
+}
+
+/// Where a transport's resume starts from: a checkpoint file it wrote, or a checkpoint value.
+#[derive(Clone, Debug)]
+pub enum ResumeFrom {
+    /// A checkpoint file (JSON of a [`Checkpoint`]), as the transports write it.
+    File(PathBuf),
+    /// A checkpoint value.
+    Checkpoint(Box<Checkpoint>),
+}
+
+impl From<PathBuf> for ResumeFrom {
+    fn from(path: PathBuf) -> Self {
+        ResumeFrom::File(path)
+    }
+}
+
+impl From<&Path> for ResumeFrom {
+    fn from(path: &Path) -> Self {
+        ResumeFrom::File(path.to_owned())
+    }
+}
+
+impl From<Checkpoint> for ResumeFrom {
+    fn from(checkpoint: Checkpoint) -> Self {
+        ResumeFrom::Checkpoint(Box::new(checkpoint))
+    }
 }

@@ -9,7 +9,7 @@ mod checkpoint;
 mod listing;
 mod request;
 
-pub use checkpoint::{Checkpoint, UploadTarget, CHECKPOINT_VERSION};
+pub use checkpoint::{Checkpoint, ResumeFrom, UploadTarget, CHECKPOINT_VERSION};
 pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
 use crate::digest::{FileHasher, Sha1Digest};

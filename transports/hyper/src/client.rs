@@ -3,13 +3,14 @@
 use crate::driver::{drive, Hooks, Plain};
 use crate::source::Source;
 use crate::transport::{Transport, TransportSettings};
-use crate::upload::{ResumeFrom, UploadOptions};
+use crate::upload::UploadOptions;
 use crate::Error;
 use box_upload_core::models::{FileFull, UploadPart, UploadParts, UploadSession, UploadedPart};
 use box_upload_core::operations::{
     CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession,
     GetUploadSession, ListUploadSessionParts, Operation, UploadFilePart,
 };
+use box_upload_core::ResumeFrom;
 use box_upload_core::{
     ClientCredentials, Config, DeveloperToken, Machine, PartData, ResumeOptions, RetryPolicy, Sha1Digest,
     SharedTokenSource, TokenSource, UploadRequest,

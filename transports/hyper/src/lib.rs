@@ -50,6 +50,7 @@ mod upload;
 pub use box_upload_core as core;
 pub use box_upload_core::models;
 pub use box_upload_core::operations;
+pub use box_upload_core::ResumeFrom;
 pub use box_upload_core::{
     BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeOptions, RetryPolicy,
     Sha1Digest, SourceError, TokenSource, UploadRequest,
@@ -58,4 +59,4 @@ pub use client::{load_checkpoint, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT
 pub use error::Error;
 pub use source::Source;
 pub use tokio_util::sync::CancellationToken;
-pub use upload::{ResumeFrom, UploadOptions};
+pub use upload::UploadOptions;

@@ -1,9 +1,9 @@
 //! How a big upload is watched and steered: progress, checkpoint file, cancellation.
 
 use crate::driver::Hooks;
-use box_upload_core::{Checkpoint, Progress};
+use box_upload_core::Progress;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -80,33 +80,5 @@ impl fmt::Debug for UploadOptions {
             .field("cancel", &self.cancel.is_some())
             .field("keep_session_on_cancel", &self.keep_session_on_cancel)
             .finish()
-    }
-}
-
-/// Where a resume starts from.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ResumeFrom {
-    /// A checkpoint file written by [`UploadOptions::checkpoint_file`].
-    File(PathBuf),
-    /// A checkpoint value.
-    Checkpoint(Box<Checkpoint>),
-}
-
-impl From<PathBuf> for ResumeFrom {
-    fn from(path: PathBuf) -> Self {
-        ResumeFrom::File(path)
-    }
-}
-
-impl From<&Path> for ResumeFrom {
-    fn from(path: &Path) -> Self {
-        ResumeFrom::File(path.to_owned())
-    }
-}
-
-impl From<Checkpoint> for ResumeFrom {
-    fn from(checkpoint: Checkpoint) -> Self {
-        ResumeFrom::Checkpoint(Box::new(checkpoint))
     }
 }

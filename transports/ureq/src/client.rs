@@ -6,13 +6,14 @@ use crate::transport::{self, Agent, AgentSettings};
 
 /// Bodies from this size on are sent with `Expect: 100-continue`.
 const EXPECT_CONTINUE_FROM: usize = 64 * 1024;
-use crate::upload::{ResumeFrom, UploadHooks, UploadOptions};
+use crate::upload::{UploadHooks, UploadOptions};
 use crate::Error;
 use box_upload_core::models::{FileFull, UploadPart, UploadParts, UploadSession, UploadedPart};
 use box_upload_core::operations::{
     CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession,
     GetUploadSession, ListUploadSessionParts, Operation, UploadFilePart,
 };
+use box_upload_core::ResumeFrom;
 use box_upload_core::{
     ClientCredentials, Config, DeveloperToken, Machine, PartData, ResumeOptions, RetryPolicy, Sha1Digest, TokenSource,
     UploadRequest, DEFAULT_PARTS_IN_FLIGHT,

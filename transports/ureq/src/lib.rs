@@ -47,10 +47,11 @@ mod upload;
 
 pub use box_upload_core;
 pub use box_upload_core::models::FileFull;
+pub use box_upload_core::ResumeFrom;
 pub use box_upload_core::{
     BoxSubject, Checkpoint, ClientCredentials, Event, Progress, ResumeOptions, RetryPolicy, UploadRequest,
 };
 pub use client::{Client, ClientBuilder};
 pub use error::Error;
 pub use source::Source;
-pub use upload::{load_checkpoint, save_checkpoint, CancelFlag, ResumeFrom, UploadOptions};
+pub use upload::{load_checkpoint, save_checkpoint, CancelFlag, UploadOptions};

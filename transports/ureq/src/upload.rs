@@ -140,34 +140,6 @@ impl UploadOptions {
     }
 }
 
-/// Where a resume starts from.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ResumeFrom {
-    /// A checkpoint file written by [`UploadOptions::checkpoint_file`].
-    File(PathBuf),
-    /// A checkpoint value.
-    Checkpoint(Box<Checkpoint>),
-}
-
-impl From<PathBuf> for ResumeFrom {
-    fn from(path: PathBuf) -> Self {
-        ResumeFrom::File(path)
-    }
-}
-
-impl From<&Path> for ResumeFrom {
-    fn from(path: &Path) -> Self {
-        ResumeFrom::File(path.to_owned())
-    }
-}
-
-impl From<Checkpoint> for ResumeFrom {
-    fn from(checkpoint: Checkpoint) -> Self {
-        ResumeFrom::Checkpoint(Box::new(checkpoint))
-    }
-}
-
 /// Reads a checkpoint saved by [`UploadOptions::checkpoint_file`].
 pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, Error> {
     let path = path.as_ref();
