@@ -12,7 +12,8 @@ use box_upload_core::operations::{
     GetUploadSession, ListUploadSessionParts, UploadFilePart,
 };
 use box_upload_core::{
-    BoxSubject, Checkpoint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest, MIN_FILE_SIZE,
+    BoxSubject, Checkpoint, FileFingerprint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest,
+    MIN_FILE_SIZE,
 };
 use serde::Serialize;
 use std::io::{IsTerminal, Read, Write};
@@ -104,23 +105,16 @@ pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
 
 // ---- the big upload ----------------------------------------------------------------------------
 
-/// The fingerprint the CLI records in checkpoints: size, modification time and the absolute path
-/// (last, so `resume` can find the file again).
+/// The fingerprint recorded in checkpoints (the core's format, the same as the transports'): size,
+/// modification time and the absolute path, so `resume` can find the file again.
 pub(crate) fn fingerprint(path: &Path, meta: &std::fs::Metadata) -> String {
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(|| "unknown".to_owned(), |d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
-    format!("box-upload-cli/1 size={} mtime={mtime} path={}", meta.len(), canonical.display())
+    FileFingerprint::new(canonical.display().to_string(), meta.len(), meta.modified().ok()).to_string()
 }
 
-/// The path recorded in a CLI fingerprint.
+/// The path recorded in a fingerprint.
 fn fingerprint_path(fingerprint: &str) -> Option<PathBuf> {
-    let rest = fingerprint.strip_prefix("box-upload-cli/1 ")?;
-    let (_, path) = rest.split_once(" path=")?;
-    Some(PathBuf::from(path))
+    fingerprint.parse::<FileFingerprint>().ok().map(|f| PathBuf::from(f.path))
 }
 
 /// Checks that `path` is a readable regular file of at least 20,000,000 bytes; its metadata.
@@ -474,7 +468,7 @@ mod tests {
 
     #[test]
     fn fingerprint_round_trip() {
-        let fp = "box-upload-cli/1 size=3 mtime=1.000000000 path=/tmp/a b/c path=d";
+        let fp = "file/1 size=3 mtime=1.000000000 path=/tmp/a b/c path=d";
         assert_eq!(fingerprint_path(fp), Some(PathBuf::from("/tmp/a b/c path=d")));
         assert_eq!(fingerprint_path("file:/x:size=1"), None);
     }

@@ -64,6 +64,6 @@ pub use policy::{Config, DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE};
 pub use response::api_error;
 pub use retry::{retry_after, Jitter, RetryPolicy};
 pub use upload::{
-    BigUpload, Checkpoint, ResumeFrom, ResumeOptions, UploadRequest, UploadTarget, CHECKPOINT_VERSION,
-    DEFAULT_PARTS_IN_FLIGHT,
+    BigUpload, Checkpoint, FileFingerprint, FingerprintError, ResumeFrom, ResumeOptions, UploadRequest, UploadTarget,
+    CHECKPOINT_VERSION, DEFAULT_PARTS_IN_FLIGHT,
 };

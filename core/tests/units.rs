@@ -227,3 +227,18 @@ fn commit_sends_attributes_when_given() {
     let plain = CommitUploadSession::by_id("abc", vec![], Sha1Digest::of(b"")).request(&Config::new()).unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(plain.body()).unwrap(), serde_json::json!({"parts": []}));
 }
+
+#[test]
+fn file_fingerprints_round_trip() {
+    let at = std::time::UNIX_EPOCH + Duration::new(1_700_000_000, 5);
+    let fp = FileFingerprint::new("/data/a b/c path=d.bin", 20_000_001, Some(at));
+    let text = fp.to_string();
+    assert_eq!(text, "file/1 size=20000001 mtime=1700000000.000000005 path=/data/a b/c path=d.bin");
+    assert_eq!(text.parse::<FileFingerprint>().unwrap(), fp);
+    let unknown = FileFingerprint::new("/x", 1, None);
+    assert_eq!(unknown.to_string().parse::<FileFingerprint>().unwrap(), unknown);
+    for bad in ["", "file:/x:size=1", "file/1 size=x mtime=unknown path=/x", "file/1 size=1 mtime=1.2000000000 path=/x"]
+    {
+        assert_eq!(bad.parse::<FileFingerprint>(), Err(FingerprintError), "{bad:?}");
+    }
+}

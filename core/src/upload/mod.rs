@@ -6,10 +6,12 @@
 //! `range_overlaps_existing_part` when the listed part is ours).
 
 mod checkpoint;
+mod fingerprint;
 mod listing;
 mod request;
 
 pub use checkpoint::{Checkpoint, ResumeFrom, UploadTarget, CHECKPOINT_VERSION};
+pub use fingerprint::{FileFingerprint, FingerprintError};
 pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
 use crate::digest::{FileHasher, Sha1Digest};

@@ -2,12 +2,12 @@
 //! stream (read once, in order), or bytes in memory.
 
 use crate::Error;
-use box_upload_core::{PartBuilder, PartData, ReadId, ReadRequest, SourceError};
+use box_upload_core::{FileFingerprint, PartBuilder, PartData, ReadId, ReadRequest, SourceError};
 use bytes::Bytes;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The bytes to upload. Only the ranges the core asks for are read, so a file is never held in
@@ -108,12 +108,8 @@ impl OpenFile {
 
     /// Path, size and modification time: a resume is refused when this differs.
     fn fingerprint(&self) -> String {
-        let mtime = self
-            .state
-            .modified
-            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-            .map_or_else(|| "unknown".to_owned(), |d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
-        format!("file:{}:{}:{}", self.path.display(), self.state.size, mtime)
+        let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        FileFingerprint::new(path.display().to_string(), self.state.size, self.state.modified).to_string()
     }
 
     /// The file through the open handle and by its path must still be what it was.

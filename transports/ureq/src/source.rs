@@ -2,7 +2,7 @@
 //! order) or bytes in memory.
 
 use crate::Error;
-use box_upload_core::{PartBuilder, PartData, SourceError};
+use box_upload_core::{FileFingerprint, PartBuilder, PartData, SourceError};
 use bytes::Bytes;
 use std::fmt;
 use std::fs::File;
@@ -89,10 +89,7 @@ impl Source {
         match &self.inner {
             Inner::File { path, len, modified, .. } => {
                 let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                let mtime = modified
-                    .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map_or_else(|| "unknown".to_owned(), |d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
-                Some(format!("file:{}:size={len}:mtime={mtime}", canonical.display()))
+                Some(FileFingerprint::new(canonical.display().to_string(), *len, *modified).to_string())
             }
             _ => None,
         }
