@@ -14,7 +14,7 @@
 //! The machine bounds its own work: it offers no further read or request while its limit of parts
 //! in flight is reached, so a driver that obeys it holds at most that many parts in memory.
 
-use crate::digest::{FileHasher, Sha1Digest};
+use crate::digest::Sha1Digest;
 use crate::error::{Error, SourceError, TransportError};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -113,9 +113,6 @@ pub struct ReadRequest {
 pub struct PartData {
     bytes: Bytes,
     sha1: Sha1Digest,
-    /// The machine's whole-file hasher carried on over these bytes, when the machine handed its
-    /// state to the [`PartBuilder`] (see [`Machine::part_builder`]).
-    pub(crate) file: Option<Box<FileHasher>>,
 }
 
 impl PartData {
@@ -123,7 +120,7 @@ impl PartData {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         let sha1 = Sha1Digest::of(&bytes);
-        Self { bytes, sha1, file: None }
+        Self { bytes, sha1 }
     }
 
     /// The bytes.
@@ -171,8 +168,7 @@ impl PartData {
 pub struct PartBuilder {
     buf: Vec<u8>,
     filled: usize,
-    hasher: FileHasher,
-    file: Option<FileHasher>,
+    hasher: crate::digest::FileHasher,
 }
 
 impl PartBuilder {
@@ -180,21 +176,7 @@ impl PartBuilder {
     /// overwritten). Pass a reused buffer to avoid allocating per part.
     #[must_use]
     pub fn new(buf: Vec<u8>) -> Self {
-        Self { buf, filled: 0, hasher: FileHasher::new(), file: None }
-    }
-
-    /// A builder that also carries the machine's whole-file hash on over the bytes.
-    pub(crate) fn continuing(buf: Vec<u8>, file: FileHasher) -> Self {
-        Self { file: Some(file), ..Self::new(buf) }
-    }
-
-    /// Gives the builder the buffer to fill (its length is the most the part can hold), when
-    /// nothing is written yet: a driver can get the builder from the machine on its loop and
-    /// take a buffer (e.g. from a pool) on the thread that reads.
-    pub fn set_buffer(&mut self, buf: Vec<u8>) {
-        if self.filled == 0 {
-            self.buf = buf;
-        }
+        Self { buf, filled: 0, hasher: crate::digest::FileHasher::new() }
     }
 
     /// The part of the buffer not written yet: write into its start, then call
@@ -207,12 +189,7 @@ impl PartBuilder {
     /// (`n` is capped at what is left).
     pub fn advance(&mut self, n: usize) {
         let end = self.filled + n.min(self.buf.len() - self.filled);
-        let chunk = &self.buf[self.filled..end];
-        self.hasher.update(chunk);
-        if let Some(file) = &mut self.file {
-            // Same bytes, still in cache: the whole-file pass costs no second trip to memory.
-            file.update(chunk);
-        }
+        self.hasher.update(&self.buf[self.filled..end]);
         self.filled = end;
     }
 
@@ -236,7 +213,7 @@ impl PartBuilder {
         let bytes = wrap(self.buf);
         debug_assert_eq!(bytes.len(), self.filled, "wrap must keep the bytes");
         if bytes.len() == self.filled {
-            PartData { bytes, sha1, file: self.file.map(Box::new) }
+            PartData { bytes, sha1 }
         } else {
             // A wrapper that changed the bytes gets them hashed again: the digest must be theirs.
             PartData::new(bytes)
@@ -353,13 +330,4 @@ pub trait Machine {
 
     /// The time is now `now`.
     fn handle_timeout(&mut self, now: Instant);
-
-    /// A builder for the bytes of `read`, filling `buf`. Drivers that read into a
-    /// [`PartBuilder`] should get it here: for the read that comes next in file order, the big
-    /// upload hands over its whole-file hasher, so both SHA-1 passes run on each chunk while it is
-    /// in cache, on the reading thread.
-    fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
-        let _ = read;
-        PartBuilder::new(buf)
-    }
 }

@@ -16,9 +16,7 @@ pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
 use crate::digest::{FileHasher, Sha1Digest};
 use crate::dispatch::{Completion, Dispatcher};
-use crate::driver::{
-    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit,
-};
+use crate::driver::{Event, Machine, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit};
 use crate::error::{Error, InputError, ProtocolError, SourceError, TransportError};
 use crate::models::{FileFull, UploadPart, UploadSession};
 use crate::operations::{
@@ -502,12 +500,7 @@ impl BigUpload {
     fn advance_hash(&mut self) {
         while let Some(slot) = self.parts.get_mut(self.hashed_upto) {
             let Some(data) = &slot.data else { break };
-            // The reading thread may have carried the whole-file hash on already (see
-            // `part_builder`); it did if the hasher it returns covers exactly this part more.
-            match &data.file {
-                Some(file) if file.len() == self.whole.len() + data.len() as u64 => self.whole = (**file).clone(),
-                _ => self.whole.update(data.bytes()),
-            }
+            self.whole.update(data.bytes());
             slot.hashed = true;
             self.release_if_done(self.hashed_upto);
             self.hashed_upto += 1;
@@ -994,16 +987,6 @@ impl Machine for BigUpload {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.drain(now);
-    }
-
-    fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
-        // Only the read that continues the hashed prefix can carry the whole-file hash on.
-        match self.reads.get(&read.id) {
-            Some(ReadTarget::Part(index)) if *index == self.hashed_upto && self.digest.is_none() => {
-                PartBuilder::continuing(buf, self.whole.clone())
-            }
-            _ => PartBuilder::new(buf),
-        }
     }
 }
 

@@ -323,21 +323,7 @@ pub fn drive_with<M: Machine>(
             return Run { output, events, elapsed: now - start, transmits, max_in_flight };
         }
         if let Some(r) = machine.poll_read() {
-            // Every other read goes through the machine's PartBuilder (which may carry the
-            // whole-file hash on), the others through PartData::new: both paths run in every test.
-            let data = source(r.offset, r.len).map(|bytes| {
-                if r.id.0 % 2 == 1 {
-                    let mut part = machine.part_builder(&r, Vec::new());
-                    part.set_buffer(vec![0; bytes.len()]);
-                    for chunk in bytes.chunks(256 * 1024) {
-                        part.unfilled()[..chunk.len()].copy_from_slice(chunk);
-                        part.advance(chunk.len());
-                    }
-                    part.finish()
-                } else {
-                    PartData::new(bytes)
-                }
-            });
+            let data = source(r.offset, r.len).map(PartData::new);
             machine.handle_read(r.id, data, now);
             continue;
         }

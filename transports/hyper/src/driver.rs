@@ -78,10 +78,6 @@ impl<M: Machine> Machine for Plain<'_, M> {
     fn handle_timeout(&mut self, now: Instant) {
         self.0.handle_timeout(now);
     }
-
-    fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> box_upload_core::PartBuilder {
-        self.0.part_builder(read, buf)
-    }
 }
 
 impl<M: Machine> Driven for Plain<'_, M> {}
@@ -166,8 +162,7 @@ pub(crate) async fn drive<M: Driven>(
                 Some(s) if s.busy() => break,
                 Some(s) => {
                     reads.pop_front();
-                    let part = machine.part_builder(&read, Vec::new());
-                    let task = s.read(read, part);
+                    let task = s.read(read);
                     let handle = tasks.spawn(async move { Done::Read(task.await) });
                     pending.insert(handle.id(), Pending::Read(read.id));
                 }

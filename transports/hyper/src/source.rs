@@ -133,11 +133,11 @@ impl OpenFile {
     }
 
     /// Reads `len` bytes at `offset` (fewer at the end), then checks the file did not change.
-    fn read(&self, offset: u64, len: usize, mut part: PartBuilder) -> Result<PartData, SourceError> {
+    fn read(&self, offset: u64, len: usize) -> Result<PartData, SourceError> {
         // 256 KiB at a time, each chunk hashed as soon as it is read, while it is in the CPU cache.
         const CHUNK: usize = 256 * 1024;
         self.check()?;
-        part.set_buffer(self.pool.take(len));
+        let mut part = PartBuilder::new(self.pool.take(len));
         while part.filled() < len {
             let at = offset + part.filled() as u64;
             let chunk = part.unfilled();
@@ -227,14 +227,13 @@ impl OpenSource {
 
     /// The task that serves `read`: the bytes are read and hashed ([`PartData::new`]) off the
     /// driver loop. For a stream, call only when not [`busy`](Self::busy).
-    /// `part` is the machine's builder for this read (see `Machine::part_builder`); files fill it.
-    pub(crate) fn read(&mut self, read: ReadRequest, part: PartBuilder) -> ReadTask {
+    pub(crate) fn read(&mut self, read: ReadRequest) -> ReadTask {
         let ReadRequest { id, offset, len } = read;
         match self {
             OpenSource::File(file) => {
                 let file = Arc::clone(file);
                 Box::pin(async move {
-                    let data = tokio::task::spawn_blocking(move || file.read(offset, len, part))
+                    let data = tokio::task::spawn_blocking(move || file.read(offset, len))
                         .await
                         .unwrap_or_else(|e| Err(SourceError::Io(format!("the read task failed: {e}"))));
                     ReadDone { id, data, reader: None }

@@ -9,7 +9,7 @@
 use crate::source::Source;
 use crate::transport::{self, Agent};
 use crate::Error;
-use box_upload_core::{Event, Machine, PartBuilder, PartData, ReadId, ReadRequest, RequestId, SourceError, Transmit};
+use box_upload_core::{Event, Machine, PartData, ReadId, ReadRequest, RequestId, SourceError, Transmit};
 use box_upload_core::{TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http::Response;
@@ -59,7 +59,7 @@ pub(crate) fn run<M: Machine>(
 ) -> Result<M::Output, Error> {
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let (job_tx, job_rx) = mpsc::channel::<Transmit>();
-    let (read_tx, read_rx) = mpsc::channel::<(ReadRequest, PartBuilder)>();
+    let (read_tx, read_rx) = mpsc::channel::<ReadRequest>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let has_source = source.is_some();
     // Workers log into the caller's subscriber, under the caller's span.
@@ -106,7 +106,7 @@ pub(crate) fn run<M: Machine>(
 fn turn_loop<M: Machine>(
     machine: &mut M,
     jobs: &Sender<Transmit>,
-    reads: Option<&Sender<(ReadRequest, PartBuilder)>>,
+    reads: Option<&Sender<ReadRequest>>,
     done: &Receiver<Done>,
     hooks: &mut dyn Hooks<M>,
 ) -> Result<M::Output, Error> {
@@ -126,7 +126,7 @@ fn turn_loop<M: Machine>(
         while let Some(read) = machine.poll_read() {
             sent = true;
             match reads {
-                Some(tx) if tx.send((read, machine.part_builder(&read, Vec::new()))).is_ok() => outstanding += 1,
+                Some(tx) if tx.send(read).is_ok() => outstanding += 1,
                 Some(_) => return Err(Error::Internal("the reader thread stopped".into())),
                 None => machine.handle_read(
                     read.id,
@@ -213,9 +213,9 @@ fn http_worker(agent: &Agent, jobs: &Mutex<Receiver<Transmit>>, done: &Sender<Do
     }
 }
 
-fn read_worker(source: &mut Source, reads: Receiver<(ReadRequest, PartBuilder)>, done: &Sender<Done>) {
-    while let Ok((read, part)) = reads.recv() {
-        let result = catch_unwind(AssertUnwindSafe(|| source.read_part(read.offset, read.len, part)))
+fn read_worker(source: &mut Source, reads: Receiver<ReadRequest>, done: &Sender<Done>) {
+    while let Ok(read) = reads.recv() {
+        let result = catch_unwind(AssertUnwindSafe(|| source.read_part(read.offset, read.len)))
             .unwrap_or_else(|_| Err(SourceError::Io("reading the source panicked".into())));
         if done.send(Done::Read(read.id, result)).is_err() {
             return;

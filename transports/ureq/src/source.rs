@@ -96,9 +96,7 @@ impl Source {
     }
 
     /// Reads `len` bytes at `offset` (fewer only at the end) and hashes them.
-    /// `part` is the machine's builder for this read (see `Machine::part_builder`); files and
-    /// streams fill it.
-    pub(crate) fn read_part(&mut self, offset: u64, len: usize, part: PartBuilder) -> Result<PartData, SourceError> {
+    pub(crate) fn read_part(&mut self, offset: u64, len: usize) -> Result<PartData, SourceError> {
         match &mut self.inner {
             Inner::Bytes(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
@@ -111,12 +109,12 @@ impl Source {
                         "a stream can only be read in order: asked for offset {offset}, at {position}"
                     )));
                 }
-                let part = read_hashed(|b, _| reader.read(b), len, part).map_err(|e| SourceError::Io(e.to_string()))?;
+                let part = read_hashed(|b, _| reader.read(b), len).map_err(|e| SourceError::Io(e.to_string()))?;
                 *position += part.len() as u64;
                 Ok(part)
             }
             Inner::File { file, path, len: size, modified } => {
-                let part = read_hashed(|b, filled| read_at(file, b, offset + filled as u64), len, part)
+                let part = read_hashed(|b, filled| read_at(file, b, offset + filled as u64), len)
                     .map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
                 check_unchanged(file, path, *size, *modified)?;
                 Ok(part)
@@ -128,13 +126,9 @@ impl Source {
 /// Reads up to `len` bytes (fewer only where the source ends), 256 KiB at a time, each chunk hashed
 /// as soon as it is read, while it is still in the CPU cache. `read` gets the buffer to fill and
 /// how many bytes of the part are already read.
-fn read_hashed(
-    mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
-    len: usize,
-    mut part: PartBuilder,
-) -> io::Result<PartData> {
+fn read_hashed(mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>, len: usize) -> io::Result<PartData> {
     const CHUNK: usize = 256 * 1024;
-    part.set_buffer(vec![0u8; len]);
+    let mut part = PartBuilder::new(vec![0u8; len]);
     while part.filled() < len {
         let filled = part.filled();
         let chunk = part.unfilled();
