@@ -14,7 +14,7 @@
 //! The machine bounds its own work: it offers no further read or request while its limit of parts
 //! in flight is reached, so a driver that obeys it holds at most that many parts in memory.
 
-use crate::digest::Sha1Digest;
+use crate::digest::{FileHasher, Sha1Digest};
 use crate::error::{Error, SourceError, TransportError};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -113,6 +113,9 @@ pub struct ReadRequest {
 pub struct PartData {
     bytes: Bytes,
     sha1: Sha1Digest,
+    /// The machine's whole-file hasher carried on over these bytes, when the machine handed its
+    /// state to the [`PartBuilder`] (see [`Machine::part_builder`]).
+    pub(crate) file: Option<Box<FileHasher>>,
 }
 
 impl PartData {
@@ -120,7 +123,7 @@ impl PartData {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         let sha1 = Sha1Digest::of(&bytes);
-        Self { bytes, sha1 }
+        Self { bytes, sha1, file: None }
     }
 
     /// The bytes.
@@ -148,6 +151,10 @@ impl PartData {
     }
 }
 
+/// How much a driver should read (and hash) at a time: small enough to stay in the CPU cache
+/// between the read and both SHA-1 passes, large enough that calls cost little.
+pub const HASH_CHUNK: usize = 256 * 1024;
+
 /// Builds a [`PartData`] as the driver reads it, hashing each chunk the moment it is written, while
 /// it is still in the CPU cache: hashing a whole 8 MiB part after reading it runs at memory speed,
 /// not SHA-1 speed. The digest is still computed here, over exactly the bytes the part will hold.
@@ -168,7 +175,8 @@ impl PartData {
 pub struct PartBuilder {
     buf: Vec<u8>,
     filled: usize,
-    hasher: crate::digest::FileHasher,
+    hasher: FileHasher,
+    file: Option<FileHasher>,
 }
 
 impl PartBuilder {
@@ -176,7 +184,21 @@ impl PartBuilder {
     /// overwritten). Pass a reused buffer to avoid allocating per part.
     #[must_use]
     pub fn new(buf: Vec<u8>) -> Self {
-        Self { buf, filled: 0, hasher: crate::digest::FileHasher::new() }
+        Self { buf, filled: 0, hasher: FileHasher::new(), file: None }
+    }
+
+    /// A builder that also carries the machine's whole-file hash on over the bytes.
+    pub(crate) fn continuing(buf: Vec<u8>, file: FileHasher) -> Self {
+        Self { file: Some(file), ..Self::new(buf) }
+    }
+
+    /// Gives the builder the buffer to fill (its length is the most the part can hold), when
+    /// nothing is written yet: a driver can get the builder from the machine on its loop and
+    /// take a buffer (e.g. from a pool) on the thread that reads.
+    pub fn set_buffer(&mut self, buf: Vec<u8>) {
+        if self.filled == 0 {
+            self.buf = buf;
+        }
     }
 
     /// The part of the buffer not written yet: write into its start, then call
@@ -189,8 +211,26 @@ impl PartBuilder {
     /// (`n` is capped at what is left).
     pub fn advance(&mut self, n: usize) {
         let end = self.filled + n.min(self.buf.len() - self.filled);
-        self.hasher.update(&self.buf[self.filled..end]);
+        let chunk = &self.buf[self.filled..end];
+        self.hasher.update(chunk);
+        if let Some(file) = &mut self.file {
+            // Same bytes, still in cache: the whole-file pass costs no second trip to memory.
+            file.update(chunk);
+        }
         self.filled = end;
+    }
+
+    /// The part is `bytes` (no copy; the builder's buffer is not used), hashed a chunk at a time
+    /// like a read, so a whole-file hash carried by the builder runs on each chunk in cache.
+    #[must_use]
+    pub fn finish_with_bytes(mut self, bytes: Bytes) -> PartData {
+        for chunk in bytes.chunks(HASH_CHUNK) {
+            self.hasher.update(chunk);
+            if let Some(file) = &mut self.file {
+                file.update(chunk);
+            }
+        }
+        PartData { sha1: self.hasher.finish(), file: self.file.map(Box::new), bytes }
     }
 
     /// How many bytes are written.
@@ -213,7 +253,7 @@ impl PartBuilder {
         let bytes = wrap(self.buf);
         debug_assert_eq!(bytes.len(), self.filled, "wrap must keep the bytes");
         if bytes.len() == self.filled {
-            PartData { bytes, sha1 }
+            PartData { bytes, sha1, file: self.file.map(Box::new) }
         } else {
             // A wrapper that changed the bytes gets them hashed again: the digest must be theirs.
             PartData::new(bytes)
@@ -330,4 +370,13 @@ pub trait Machine {
 
     /// The time is now `now`.
     fn handle_timeout(&mut self, now: Instant);
+
+    /// A builder for the bytes of `read`, filling `buf`. Drivers that read into a
+    /// [`PartBuilder`] should get it here: for the read that comes next in file order, the big
+    /// upload hands over its whole-file hasher, so both SHA-1 passes run on each chunk while it is
+    /// in cache, on the reading thread.
+    fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
+        let _ = read;
+        PartBuilder::new(buf)
+    }
 }

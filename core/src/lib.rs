@@ -29,6 +29,7 @@ pub use bytes;
 pub use http;
 
 mod auth;
+mod buffers;
 mod call;
 mod client;
 mod content_range;
@@ -48,12 +49,13 @@ pub use auth::{
     AccessToken, BoxSubject, ClientCredentials, DeveloperToken, SharedTokenSource, TokenPoll, TokenSource,
     DEFAULT_TOKEN_URL,
 };
+pub use buffers::PartBuffers;
 pub use call::Call;
 pub use client::Client;
 pub use content_range::{ContentRange, ContentRangeError};
 pub use digest::{DigestError, FileHasher, Sha1Digest};
 pub use driver::{
-    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit,
+    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
 };
 pub use error::{
     ApiError, AuthError, Error, InputError, ProtocolError, SourceError, TransportError, TransportErrorKind,

@@ -765,3 +765,29 @@ fn a_session_with_more_parts_than_box_can_list_is_refused_before_any_part() {
     assert_eq!(fake.count(RequestKind::UploadPart), 0);
     assert!(fake.aborted);
 }
+
+#[test]
+fn reads_served_in_order_carry_the_whole_file_hash() {
+    // A driver that serves reads one at a time through `part_builder` leaves the machine no
+    // whole-file hashing of its own: each read runs both SHA-1 passes on its chunks.
+    let size = 40 * MIB + 17;
+    for (through_builder, hashed_here) in [(true, 0), (false, size)] {
+        reads_through_builder(Some(through_builder));
+        let mut fake = FakeBox::new(8 * MIB);
+        let mut m = client().big_upload(UploadRequest::new_file("0", "f.bin", size)).unwrap();
+        let run = drive(&mut m, &mut fake, default_source(size), Order::Fifo);
+        reads_through_builder(None);
+        assert_committed(&run, &fake, size);
+        assert_eq!(m.whole_file_bytes_hashed_here(), hashed_here, "through the builder: {through_builder}");
+        assert_eq!(m.file_digest(), Some(whole_sha1(size)));
+    }
+}
+
+#[test]
+fn a_carried_hash_from_bytes_is_the_same_as_from_a_read() {
+    use box_upload_core::{PartBuilder, PartData};
+    let bytes = box_upload_core::bytes::Bytes::from((0..3 * MIB + 5).map(|i| (i * 31 % 251) as u8).collect::<Vec<_>>());
+    let part = PartBuilder::new(Vec::new()).finish_with_bytes(bytes.clone());
+    assert_eq!(part.sha1(), PartData::new(bytes.clone()).sha1());
+    assert_eq!(part.bytes(), &bytes);
+}

@@ -16,7 +16,9 @@ pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
 use crate::digest::{FileHasher, Sha1Digest};
 use crate::dispatch::{Completion, Dispatcher};
-use crate::driver::{Event, Machine, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit};
+use crate::driver::{
+    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit,
+};
 use crate::error::{Error, InputError, ProtocolError, SourceError, TransportError};
 use crate::models::{FileFull, UploadPart, UploadSession};
 use crate::operations::{
@@ -140,6 +142,8 @@ pub struct BigUpload {
     eof_checked: Option<bool>,
     hashed_upto: usize,
     whole: FileHasher,
+    /// Bytes this machine hashed itself for the whole-file digest (not carried by a read).
+    whole_hashed_here: u64,
     digest: Option<Sha1Digest>,
     lister: Option<(Lister, ListPurpose)>,
     relist: bool,
@@ -238,6 +242,7 @@ impl BigUpload {
             eof_checked: None,
             hashed_upto: 0,
             whole: FileHasher::new(),
+            whole_hashed_here: 0,
             digest: None,
             lister: None,
             relist: false,
@@ -267,6 +272,15 @@ impl BigUpload {
     #[must_use]
     pub fn file_digest(&self) -> Option<Sha1Digest> {
         self.digest
+    }
+
+    /// How many bytes the machine fed to the whole-file hasher itself, on the driver's thread,
+    /// because no read carried the hash on (see [`Machine::part_builder`]). A driver that serves
+    /// reads one at a time, in order, through `part_builder` keeps this at 0 for a new upload.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn whole_file_bytes_hashed_here(&self) -> u64 {
+        self.whole_hashed_here
     }
 
     /// A checkpoint to resume from, once the session exists.
@@ -500,7 +514,15 @@ impl BigUpload {
     fn advance_hash(&mut self) {
         while let Some(slot) = self.parts.get_mut(self.hashed_upto) {
             let Some(data) = &slot.data else { break };
-            self.whole.update(data.bytes());
+            // The reading thread may have carried the whole-file hash on already (see
+            // `part_builder`); it did if the hasher it returns covers exactly this part more.
+            match &data.file {
+                Some(file) if file.len() == self.whole.len() + data.len() as u64 => self.whole = (**file).clone(),
+                _ => {
+                    self.whole.update(data.bytes());
+                    self.whole_hashed_here += data.len() as u64;
+                }
+            }
             slot.hashed = true;
             self.release_if_done(self.hashed_upto);
             self.hashed_upto += 1;
@@ -987,6 +1009,16 @@ impl Machine for BigUpload {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.drain(now);
+    }
+
+    fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
+        // Only the read that continues the hashed prefix can carry the whole-file hash on.
+        match self.reads.get(&read.id) {
+            Some(ReadTarget::Part(index)) if *index == self.hashed_upto && self.digest.is_none() => {
+                PartBuilder::continuing(buf, self.whole.clone())
+            }
+            _ => PartBuilder::new(buf),
+        }
     }
 }
 

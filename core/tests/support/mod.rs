@@ -5,6 +5,7 @@
 use box_upload_core::bytes::Bytes;
 use box_upload_core::http::{Method, Response, StatusCode};
 use box_upload_core::{Event, Machine, PartData, RequestKind, Sha1Digest, SourceError, Transmit, TransportError};
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -292,6 +293,16 @@ pub fn default_source(file_size: u64) -> Source {
     })
 }
 
+thread_local! {
+    static READS_THROUGH_BUILDER: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Makes this thread's drives serve every read through the machine's `PartBuilder` (`Some(true)`),
+/// every read through `PartData::new` (`Some(false)`), or alternate (`None`, the default).
+pub fn reads_through_builder(choice: Option<bool>) {
+    READS_THROUGH_BUILDER.with(|c| c.set(choice));
+}
+
 /// Runs `machine` against `fake` until it finishes. Reads are served at once; requests wait in
 /// flight until the driver answers them in `order`.
 pub fn drive<M: Machine>(machine: &mut M, fake: &mut FakeBox, mut source: Source, order: Order) -> Run<M::Output> {
@@ -323,7 +334,26 @@ pub fn drive_with<M: Machine>(
             return Run { output, events, elapsed: now - start, transmits, max_in_flight };
         }
         if let Some(r) = machine.poll_read() {
-            let data = source(r.offset, r.len).map(PartData::new);
+            // Every other read goes through the machine's PartBuilder (which may carry the
+            // whole-file hash on), the others through PartData::new: both paths run in every test
+            // (unless the test chose one with `reads_through_builder`).
+            let through_builder = READS_THROUGH_BUILDER.with(Cell::get).unwrap_or(r.id.0 % 2 == 1);
+            let data = source(r.offset, r.len).map(|bytes| {
+                if through_builder && r.id.0 % 4 == 3 {
+                    // As a driver serving bytes in memory does: no copy.
+                    machine.part_builder(&r, Vec::new()).finish_with_bytes(bytes.into())
+                } else if through_builder {
+                    let mut part = machine.part_builder(&r, Vec::new());
+                    part.set_buffer(vec![0; bytes.len()]);
+                    for chunk in bytes.chunks(256 * 1024) {
+                        part.unfilled()[..chunk.len()].copy_from_slice(chunk);
+                        part.advance(chunk.len());
+                    }
+                    part.finish()
+                } else {
+                    PartData::new(bytes)
+                }
+            });
             machine.handle_read(r.id, data, now);
             continue;
         }

@@ -78,6 +78,10 @@ impl<M: Machine> Machine for Plain<'_, M> {
     fn handle_timeout(&mut self, now: Instant) {
         self.0.handle_timeout(now);
     }
+
+    fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> box_upload_core::PartBuilder {
+        self.0.part_builder(read, buf)
+    }
 }
 
 impl<M: Machine> Driven for Plain<'_, M> {}
@@ -114,6 +118,7 @@ pub(crate) async fn drive<M: Driven>(
     let mut pending: HashMap<tokio::task::Id, Pending> = HashMap::new();
     let mut reads: VecDeque<ReadRequest> = VecDeque::new();
     let mut cancelled = false;
+    let mut read_out = false;
     let mut deferred: Option<Error> = None;
     let mut idle_passes = 0u32;
     let cancel = hooks.cancel.clone();
@@ -148,7 +153,10 @@ pub(crate) async fn drive<M: Driven>(
             return output.map_err(Error::from);
         }
 
-        // 2. Reads: a file or bytes serve any number at once; a stream one at a time, in order.
+        // 2. Reads, one at a time and in order, whatever the source: the builder for each is taken
+        //    once the previous read is back, so it carries the whole-file hash on and both SHA-1
+        //    passes run on each chunk while it is in cache. One reading thread keeps up with the
+        //    network; parts in flight still overlap on the wire.
         while let Some(read) = machine.poll_read() {
             reads.push_back(read);
         }
@@ -159,10 +167,12 @@ pub(crate) async fn drive<M: Driven>(
                     let e = SourceError::Io("this run has no source to read".into());
                     machine.handle_read(read.id, Err(e), Instant::now());
                 }
-                Some(s) if s.busy() => break,
+                Some(_) if read_out => break,
                 Some(s) => {
                     reads.pop_front();
-                    let task = s.read(read);
+                    read_out = true;
+                    let part = machine.part_builder(&read, Vec::new());
+                    let task = s.read(read, part);
                     let handle = tasks.spawn(async move { Done::Read(task.await) });
                     pending.insert(handle.id(), Pending::Read(read.id));
                 }
@@ -231,6 +241,7 @@ pub(crate) async fn drive<M: Driven>(
                     }
                     Ok((task, Done::Read(done))) => {
                         pending.remove(&task);
+                        read_out = false;
                         if let (Some((reader, position)), Some(s)) = (done.reader, source.as_mut()) {
                             s.give_back(reader, position);
                         }
@@ -238,6 +249,9 @@ pub(crate) async fn drive<M: Driven>(
                     }
                     Err(e) => {
                         let what = pending.remove(&e.id());
+                        if matches!(what, Some(Pending::Read(_))) {
+                            read_out = false;
+                        }
                         if e.is_cancelled() {
                             continue;
                         }

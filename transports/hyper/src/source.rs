@@ -2,11 +2,13 @@
 //! stream (read once, in order), or bytes in memory.
 
 use crate::Error;
-use box_upload_core::{FileFingerprint, PartBuilder, PartData, ReadId, ReadRequest, SourceError};
+use box_upload_core::{
+    FileFingerprint, PartBuffers, PartBuilder, PartData, ReadId, ReadRequest, SourceError, HASH_CHUNK,
+};
 use bytes::Bytes;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -40,7 +42,7 @@ impl Source {
 
     /// Opens the source; `buffers` part buffers are kept for reuse (parts in flight + 1).
     pub(crate) async fn open(self, buffers: usize) -> Result<OpenSource, Error> {
-        let pool = BufferPool::new(buffers);
+        let pool = PartBuffers::new(buffers);
         match self.0 {
             Inner::File(path) => {
                 let opened = tokio::task::spawn_blocking(move || OpenFile::open(path, pool))
@@ -91,11 +93,11 @@ pub(crate) struct OpenFile {
     file: std::fs::File,
     path: PathBuf,
     state: FileState,
-    pool: BufferPool,
+    pool: PartBuffers,
 }
 
 impl OpenFile {
-    fn open(path: PathBuf, pool: BufferPool) -> Result<Self, Error> {
+    fn open(path: PathBuf, pool: PartBuffers) -> Result<Self, Error> {
         let err = |source| Error::SourceOpen { path: path.clone(), source };
         let file = std::fs::File::open(&path).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
@@ -133,15 +135,14 @@ impl OpenFile {
     }
 
     /// Reads `len` bytes at `offset` (fewer at the end), then checks the file did not change.
-    fn read(&self, offset: u64, len: usize) -> Result<PartData, SourceError> {
-        // 256 KiB at a time, each chunk hashed as soon as it is read, while it is in the CPU cache.
-        const CHUNK: usize = 256 * 1024;
+    fn read(&self, offset: u64, len: usize, mut part: PartBuilder) -> Result<PartData, SourceError> {
+        // A chunk at a time, each hashed as soon as it is read, while it is in the CPU cache.
         self.check()?;
-        let mut part = PartBuilder::new(self.pool.take(len));
+        part.set_buffer(self.pool.take(len));
         while part.filled() < len {
             let at = offset + part.filled() as u64;
             let chunk = part.unfilled();
-            let n = chunk.len().min(CHUNK);
+            let n = chunk.len().min(HASH_CHUNK);
             match read_at(&self.file, &mut chunk[..n], at) {
                 Ok(0) => break,
                 Ok(n) => part.advance(n),
@@ -167,7 +168,7 @@ fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result
 pub(crate) struct ReaderState {
     reader: Option<Box<dyn AsyncRead + Unpin + Send>>,
     position: u64,
-    pool: BufferPool,
+    pool: PartBuffers,
 }
 
 /// A source ready to serve reads.
@@ -225,15 +226,16 @@ impl OpenSource {
         }
     }
 
-    /// The task that serves `read`: the bytes are read and hashed ([`PartData::new`]) off the
-    /// driver loop. For a stream, call only when not [`busy`](Self::busy).
-    pub(crate) fn read(&mut self, read: ReadRequest) -> ReadTask {
+    /// The task that serves `read` into `part`, the machine's builder for it (see
+    /// `Machine::part_builder`): the bytes are read and hashed off the driver loop. For a stream,
+    /// call only when not [`busy`](Self::busy).
+    pub(crate) fn read(&mut self, read: ReadRequest, mut part: PartBuilder) -> ReadTask {
         let ReadRequest { id, offset, len } = read;
         match self {
             OpenSource::File(file) => {
                 let file = Arc::clone(file);
                 Box::pin(async move {
-                    let data = tokio::task::spawn_blocking(move || file.read(offset, len))
+                    let data = tokio::task::spawn_blocking(move || file.read(offset, len, part))
                         .await
                         .unwrap_or_else(|e| Err(SourceError::Io(format!("the read task failed: {e}"))));
                     ReadDone { id, data, reader: None }
@@ -245,7 +247,7 @@ impl OpenSource {
                     let data = tokio::task::spawn_blocking(move || {
                         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
                         let end = start.saturating_add(len).min(bytes.len());
-                        PartData::new(bytes.slice(start..end))
+                        part.finish_with_bytes(bytes.slice(start..end))
                     })
                     .await
                     .map_err(|e| SourceError::Io(format!("the hash task failed: {e}")));
@@ -271,13 +273,17 @@ impl OpenSource {
                         )));
                         return ReadDone { id, data, reader: Some((reader, position)) };
                     }
-                    let mut buf = pool.take(len);
-                    let mut filled = 0;
+                    // Each chunk is hashed (both passes, when the builder carries the whole-file
+                    // hash) as it arrives: a small, bounded step on the runtime.
+                    part.set_buffer(pool.take(len));
                     let mut failure = None;
-                    while filled < len {
-                        match reader.read(&mut buf[filled..]).await {
+                    while part.filled() < len {
+                        let filled = part.filled();
+                        let chunk = part.unfilled();
+                        let n = chunk.len().min(HASH_CHUNK);
+                        match reader.read(&mut chunk[..n]).await {
                             Ok(0) => break,
-                            Ok(n) => filled += n,
+                            Ok(n) => part.advance(n),
                             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                             Err(e) => {
                                 failure = Some(SourceError::Io(format!(
@@ -288,90 +294,14 @@ impl OpenSource {
                             }
                         }
                     }
-                    buf.truncate(filled);
-                    let next = position + filled as u64;
+                    let next = position + part.filled() as u64;
                     let data = match failure {
                         Some(e) => Err(e),
-                        None => tokio::task::spawn_blocking(move || PartData::new(pool.wrap(buf)))
-                            .await
-                            .map_err(|e| SourceError::Io(format!("the hash task failed: {e}"))),
+                        None => Ok(part.finish_with(|buf| pool.wrap(buf))),
                     };
                     ReadDone { id, data, reader: Some((reader, next)) }
                 })
             }
         }
-    }
-}
-
-/// Part buffers kept for reuse. A part's bytes go to the core and hyper as a [`Bytes`] that owns
-/// its buffer; when the last view of it is dropped, the buffer comes back here. Reusing a few
-/// buffers keeps the resident memory at the parts in flight: freshly allocated multi-megabyte
-/// buffers, freed on other threads, tend to stay resident in the allocator's per-thread arenas.
-#[derive(Clone, Debug)]
-pub(crate) struct BufferPool(Arc<Mutex<Pool>>);
-
-#[derive(Debug)]
-struct Pool {
-    free: Vec<Vec<u8>>,
-    keep: usize,
-}
-
-/// Reads shorter than this (the end-of-file probe) do not use the pool.
-const POOLED_MIN: usize = 64 * 1024;
-
-impl BufferPool {
-    fn new(keep: usize) -> Self {
-        Self(Arc::new(Mutex::new(Pool { free: Vec::new(), keep })))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A zeroed buffer of `len` bytes, reused when one is free.
-    fn take(&self, len: usize) -> Vec<u8> {
-        let reused = if len >= POOLED_MIN {
-            let mut pool = self.lock();
-            let fit = pool.free.iter().position(|b| b.capacity() >= len);
-            fit.map(|i| pool.free.swap_remove(i))
-        } else {
-            None
-        };
-        let mut buf = reused.unwrap_or_default();
-        buf.clear();
-        buf.resize(len, 0);
-        buf
-    }
-
-    /// `buf` as `Bytes` that gives the buffer back when the last view of it is dropped.
-    fn wrap(&self, buf: Vec<u8>) -> Bytes {
-        if buf.capacity() < POOLED_MIN {
-            return Bytes::from(buf);
-        }
-        Bytes::from_owner(Pooled { buf, pool: self.clone() })
-    }
-
-    fn give_back(&self, buf: Vec<u8>) {
-        let mut pool = self.lock();
-        if pool.free.len() < pool.keep {
-            pool.free.push(buf);
-        }
-    }
-}
-
-struct Pooled {
-    buf: Vec<u8>,
-    pool: BufferPool,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        self.pool.give_back(std::mem::take(&mut self.buf));
     }
 }

@@ -1,5 +1,6 @@
 //! The blocking driver: the calling thread runs the machine; worker threads send requests over one
-//! shared agent, and one more thread reads and hashes the source.
+//! shared agent, and one more thread reads and hashes the source, one read at a time and in order
+//! (so each read carries the whole-file hash on; see `Machine::part_builder`).
 //!
 //! Each turn the loop drains events, checks for the output, hands every read and request the
 //! machine offers to the workers, then blocks on the completion channel until an answer, a read,
@@ -9,10 +10,13 @@
 use crate::source::Source;
 use crate::transport::{self, Agent};
 use crate::Error;
-use box_upload_core::{Event, Machine, PartData, ReadId, ReadRequest, RequestId, SourceError, Transmit};
+use box_upload_core::{
+    Event, Machine, PartBuffers, PartBuilder, PartData, ReadId, ReadRequest, RequestId, SourceError, Transmit,
+};
 use box_upload_core::{TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http::Response;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -59,7 +63,7 @@ pub(crate) fn run<M: Machine>(
 ) -> Result<M::Output, Error> {
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let (job_tx, job_rx) = mpsc::channel::<Transmit>();
-    let (read_tx, read_rx) = mpsc::channel::<ReadRequest>();
+    let (read_tx, read_rx) = mpsc::channel::<(ReadRequest, PartBuilder)>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let has_source = source.is_some();
     // Workers log into the caller's subscriber, under the caller's span.
@@ -86,7 +90,8 @@ pub(crate) fn run<M: Machine>(
                 .spawn_scoped(scope, move || {
                     tracing::dispatcher::with_default(&dispatch, || {
                         let _in = parent.enter();
-                        read_worker(source, read_rx, &done);
+                        // Part buffers are reused: parts in flight, the one being read, one spare.
+                        read_worker(source, &PartBuffers::new(http_workers + 2), read_rx, &done);
                     });
                 })
                 .map_err(|e| Error::Internal(format!("cannot start the reader thread: {e}")))?;
@@ -106,12 +111,14 @@ pub(crate) fn run<M: Machine>(
 fn turn_loop<M: Machine>(
     machine: &mut M,
     jobs: &Sender<Transmit>,
-    reads: Option<&Sender<ReadRequest>>,
+    reads: Option<&Sender<(ReadRequest, PartBuilder)>>,
     done: &Receiver<Done>,
     hooks: &mut dyn Hooks<M>,
 ) -> Result<M::Output, Error> {
     let mut outstanding = 0usize;
     let mut idle_turns = 0u32;
+    let mut queued: VecDeque<ReadRequest> = VecDeque::new();
+    let mut read_out = false;
     loop {
         while let Some(event) = machine.poll_event() {
             hooks.on_event(machine, event);
@@ -124,9 +131,17 @@ fn turn_loop<M: Machine>(
 
         let mut sent = false;
         while let Some(read) = machine.poll_read() {
+            queued.push_back(read);
+        }
+        // One read at a time: the builder for the next is taken once the previous is back.
+        while !read_out {
+            let Some(read) = queued.pop_front() else { break };
             sent = true;
             match reads {
-                Some(tx) if tx.send(read).is_ok() => outstanding += 1,
+                Some(tx) if tx.send((read, machine.part_builder(&read, Vec::new()))).is_ok() => {
+                    outstanding += 1;
+                    read_out = true;
+                }
                 Some(_) => return Err(Error::Internal("the reader thread stopped".into())),
                 None => machine.handle_read(
                     read.id,
@@ -189,6 +204,7 @@ fn turn_loop<M: Machine>(
             }
             Some(Done::Read(id, data)) => {
                 outstanding -= 1;
+                read_out = false;
                 machine.handle_read(id, data, now);
             }
             None => machine.handle_timeout(now),
@@ -213,9 +229,14 @@ fn http_worker(agent: &Agent, jobs: &Mutex<Receiver<Transmit>>, done: &Sender<Do
     }
 }
 
-fn read_worker(source: &mut Source, reads: Receiver<ReadRequest>, done: &Sender<Done>) {
-    while let Ok(read) = reads.recv() {
-        let result = catch_unwind(AssertUnwindSafe(|| source.read_part(read.offset, read.len)))
+fn read_worker(
+    source: &mut Source,
+    pool: &PartBuffers,
+    reads: Receiver<(ReadRequest, PartBuilder)>,
+    done: &Sender<Done>,
+) {
+    while let Ok((read, part)) = reads.recv() {
+        let result = catch_unwind(AssertUnwindSafe(|| source.read_part(read.offset, read.len, part, pool)))
             .unwrap_or_else(|_| Err(SourceError::Io("reading the source panicked".into())));
         if done.send(Done::Read(read.id, result)).is_err() {
             return;

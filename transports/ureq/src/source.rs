@@ -2,7 +2,7 @@
 //! order) or bytes in memory.
 
 use crate::Error;
-use box_upload_core::{FileFingerprint, PartBuilder, PartData, SourceError};
+use box_upload_core::{FileFingerprint, PartBuffers, PartBuilder, PartData, SourceError, HASH_CHUNK};
 use bytes::Bytes;
 use std::fmt;
 use std::fs::File;
@@ -96,12 +96,20 @@ impl Source {
     }
 
     /// Reads `len` bytes at `offset` (fewer only at the end) and hashes them.
-    pub(crate) fn read_part(&mut self, offset: u64, len: usize) -> Result<PartData, SourceError> {
+    /// `part` is the machine's builder for this read (see `Machine::part_builder`); files and
+    /// streams fill it.
+    pub(crate) fn read_part(
+        &mut self,
+        offset: u64,
+        len: usize,
+        part: PartBuilder,
+        pool: &PartBuffers,
+    ) -> Result<PartData, SourceError> {
         match &mut self.inner {
             Inner::Bytes(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
                 let end = start.saturating_add(len).min(b.len());
-                Ok(PartData::new(b.slice(start..end)))
+                Ok(part.finish_with_bytes(b.slice(start..end)))
             }
             Inner::Reader { reader, position } => {
                 if offset != *position {
@@ -109,12 +117,13 @@ impl Source {
                         "a stream can only be read in order: asked for offset {offset}, at {position}"
                     )));
                 }
-                let part = read_hashed(|b, _| reader.read(b), len).map_err(|e| SourceError::Io(e.to_string()))?;
+                let part =
+                    read_hashed(|b, _| reader.read(b), len, part, pool).map_err(|e| SourceError::Io(e.to_string()))?;
                 *position += part.len() as u64;
                 Ok(part)
             }
             Inner::File { file, path, len: size, modified } => {
-                let part = read_hashed(|b, filled| read_at(file, b, offset + filled as u64), len)
+                let part = read_hashed(|b, filled| read_at(file, b, offset + filled as u64), len, part, pool)
                     .map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
                 check_unchanged(file, path, *size, *modified)?;
                 Ok(part)
@@ -126,13 +135,17 @@ impl Source {
 /// Reads up to `len` bytes (fewer only where the source ends), 256 KiB at a time, each chunk hashed
 /// as soon as it is read, while it is still in the CPU cache. `read` gets the buffer to fill and
 /// how many bytes of the part are already read.
-fn read_hashed(mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>, len: usize) -> io::Result<PartData> {
-    const CHUNK: usize = 256 * 1024;
-    let mut part = PartBuilder::new(vec![0u8; len]);
+fn read_hashed(
+    mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>,
+    len: usize,
+    mut part: PartBuilder,
+    pool: &PartBuffers,
+) -> io::Result<PartData> {
+    part.set_buffer(pool.take(len));
     while part.filled() < len {
         let filled = part.filled();
         let chunk = part.unfilled();
-        let n = chunk.len().min(CHUNK);
+        let n = chunk.len().min(HASH_CHUNK);
         match read(&mut chunk[..n], filled) {
             Ok(0) => break,
             Ok(n) => part.advance(n),
@@ -140,7 +153,7 @@ fn read_hashed(mut read: impl FnMut(&mut [u8], usize) -> io::Result<usize>, len:
             Err(e) => return Err(e),
         }
     }
-    Ok(part.finish())
+    Ok(part.finish_with(|buf| pool.wrap(buf)))
 }
 
 #[cfg(unix)]
