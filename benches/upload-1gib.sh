@@ -15,8 +15,11 @@
 #   --repeat N     run each client N times and keep its fastest run (default 1)
 #   --only LIST    comma-separated subset of: openssl,hyper1,hyper4,hyper8,ureq1,ureq4,ureq8,python,node
 #   --wait-load X  before each run, wait (up to 5 minutes) until the 1-minute load average is below X
-#   --data-dir DIR where the emulator stores parts (default: a directory in /dev/shm when it has room,
-#                  so disk write-back does not eat the CPU the client and emulator need; else in /tmp)
+#   --data-dir DIR have the emulator store parts in DIR (`shm` = a directory in /dev/shm) instead of
+#                  keeping none (its default here, `--discard-content`: every digest is checked, a
+#                  part's frames are held only until the whole-file SHA-1 has them, so the emulator
+#                  spends no CPU on page-cache writes and re-reads that the client being measured
+#                  needs; every client gets the same emulator either way)
 #   --out FILE     where to write the results (default benches/results.md for 1024 MiB,
 #                  benches/results-<N>mib.md for other sizes; `-` for none)
 #   --no-build     use the binaries already built in $CARGO_TARGET_DIR/release
@@ -148,11 +151,15 @@ fi
 
 # 3. The file (made once) and its digest.
 SIZE=$((SIZE_MIB * 1024 * 1024))
-if [ -z "$DATA_PARENT" ]; then
-  shm_free_kib="$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')"
-  if [ -n "$shm_free_kib" ] && [ "$shm_free_kib" -gt $((SIZE / 1024 * 2 + 262144)) ]; then DATA_PARENT=/dev/shm; else DATA_PARENT="$WORK"; fi
+if [ "$DATA_PARENT" = shm ]; then DATA_PARENT=/dev/shm; fi
+if [ -n "$DATA_PARENT" ]; then
+  DATA="$(mktemp -d "$DATA_PARENT/upload-bench-data.XXXXXX")"
+  STORAGE=(--data-dir "$DATA")
+  STORAGE_LABEL="$DATA_PARENT"
+else
+  STORAGE=(--discard-content)
+  STORAGE_LABEL="none, verified then discarded (--discard-content)"
 fi
-DATA="$(mktemp -d "$DATA_PARENT/upload-bench-data.XXXXXX")"
 
 FILE="$WORK/source.bin"
 echo "making a ${SIZE_MIB} MiB file of random bytes ..."
@@ -175,8 +182,9 @@ wait_for_load() {
 RUN_NO=0
 start_emulator() {
   RUN_NO=$((RUN_NO + 1))
-  rm -rf "${DATA:?}"/* "$WORK/emu.out"
-  "$EMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --part-size "$PART_SIZE" --data-dir "$DATA" \
+  [ -z "$DATA" ] || rm -rf "${DATA:?}"/*
+  rm -f "$WORK/emu.out"
+  "$EMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --part-size "$PART_SIZE" "${STORAGE[@]}" \
     >"$WORK/emu.out.$RUN_NO" 2>"$WORK/emu.err" &
   EMU_PID=$!
   local i
@@ -244,7 +252,7 @@ run_upload() { # label command... (BASE and NAME are substituted for @BASE@ and 
   done
 }
 
-echo "runs (size ${SIZE_MIB} MiB, part size 8 MiB, emulator data in $DATA_PARENT):"
+echo "runs (size ${SIZE_MIB} MiB, part size 8 MiB, emulator data in $STORAGE_LABEL):"
 want openssl && run_openssl
 for n in 1 4 8; do
   want "hyper$n" && run_upload "hyper$n" "$REL/examples/upload_bench_hyper" @BASE@ "$FILE" "$n" "$TOKEN"
@@ -265,4 +273,4 @@ NODE_VERSION="$(node -p "require('$NODE_DIR/node_modules/box-node-sdk/package.js
 python3 "$HERE/report.py" --rows "$ROWS" --size "$SIZE" --part-size "$PART_SIZE" --repeat "$REPEAT" \
   --commit "$BUILT_FROM" \
   --python-sdk "box-sdk-gen $PY_VERSION" --node-sdk "box-node-sdk $NODE_VERSION" \
-  --data-dir "$DATA_PARENT" --extra-parts "$EXTRA_PARTS" --out "$OUT"
+  --data-dir "$STORAGE_LABEL" --extra-parts "$EXTRA_PARTS" --out "$OUT"

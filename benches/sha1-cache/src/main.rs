@@ -44,6 +44,31 @@ fn main() {
             }
             black_box(whole.finalize());
         }
+        "cold-touch" => {
+            // Loads one byte per cache line of the next chunk before hashing it: the loads are
+            // independent, so the core keeps many misses in flight, unlike SHA-1's serial chain.
+            let mut h = Sha1::new();
+            let chunks: Vec<&[u8]> = big.chunks(64 << 10).collect();
+            let mut sum = 0u8;
+            for c in chunks[0].iter().step_by(64) { sum ^= *c; }
+            for i in 0..chunks.len() {
+                if let Some(next) = chunks.get(i + 1) {
+                    for c in next.iter().step_by(64) { sum ^= *c; }
+                }
+                h.update(chunks[i]);
+            }
+            black_box(sum);
+            black_box(h.finalize());
+        }
+        "cold-copy" => {
+            let mut h = Sha1::new();
+            let mut buf = vec![0u8; 1 << 20];
+            for chunk in big.chunks(1 << 20) {
+                buf[..chunk.len()].copy_from_slice(chunk);
+                h.update(&buf[..chunk.len()]);
+            }
+            black_box(h.finalize());
+        }
         _ => {
             eprintln!("usage: sha1-cache none|hot|cold|two-8m|two-256k");
             std::process::exit(2);

@@ -24,8 +24,12 @@ struct Args {
     #[arg(long, default_value_t = box_upload_conformance::DEFAULT_PART_SIZE)]
     part_size: u64,
     /// Directory for part data and files (default: a temporary directory).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "discard_content")]
     data_dir: Option<PathBuf>,
+    /// Keep no content: digests are checked as always, but a part's bytes are held only until
+    /// the whole-file SHA-1 has them, and downloads answer 404. For benchmarks.
+    #[arg(long)]
+    discard_content: bool,
     /// Client id accepted by /oauth2/token (with --client-secret).
     #[arg(long, requires = "client_secret")]
     client_id: Option<String>,
@@ -48,7 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .token(args.token)
         .part_size(args.part_size)
         .token_lifetime(Duration::from_secs(args.token_lifetime))
-        .seed(args.seed);
+        .seed(args.seed)
+        .discard_content(args.discard_content);
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }

@@ -29,7 +29,7 @@ mod sessions;
 mod storage;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,6 +184,7 @@ pub struct EmulatorBuilder {
     faults: Faults,
     seed: u64,
     data_dir: Option<PathBuf>,
+    discard_content: bool,
 }
 
 impl Default for EmulatorBuilder {
@@ -203,6 +204,7 @@ impl Default for EmulatorBuilder {
             faults: Faults::default(),
             seed: 0,
             data_dir: None,
+            discard_content: false,
         }
     }
 }
@@ -293,11 +295,23 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Keeps no content: every part's digest and each commit's whole-file digest are checked as
+    /// always, but a part's bytes (the body frames it came in, never copied) are held only until
+    /// the whole-file SHA-1 has them, and committed versions keep their size and SHA-1 alone
+    /// (downloads answer 404). Memory stays at the parts ahead of the hashed prefix. Meant for
+    /// benchmarks, where the data directory's page-cache writes and re-reads take CPU from the
+    /// client being measured. Overrides [`data_dir`](Self::data_dir).
+    #[must_use]
+    pub fn discard_content(mut self, yes: bool) -> Self {
+        self.discard_content = yes;
+        self
+    }
+
     /// Binds the listener and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
         let listener = TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
-        let storage = Storage::new(self.data_dir.as_deref())?;
+        let storage = if self.discard_content { Storage::discard() } else { Storage::new(self.data_dir.as_deref())? };
         let shared = Arc::new(Shared {
             store: Store::new(storage, self.seed),
             auth: Auth::new(self.tokens, self.client, self.token_lifetime),
@@ -393,9 +407,9 @@ impl Emulator {
         self.shared.config.part_size
     }
 
-    /// Where part data and files are kept.
-    pub fn data_dir(&self) -> PathBuf {
-        self.shared.store.storage.root().to_path_buf()
+    /// Where part data and files are kept (`None` when content is discarded).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.shared.store.storage.root().map(Path::to_path_buf)
     }
 
     /// Creates a folder under the root folder "0"; returns its id.
@@ -423,10 +437,11 @@ impl Emulator {
         self.shared.store.find_file(folder_id, name)
     }
 
-    /// A file's content, read from disk into memory (see [`FileInfo::path`] for large files).
+    /// A file's content, in one buffer (see [`FileInfo::path`] for large files). An error when
+    /// the emulator discards content.
     pub fn file_content(&self, file_id: &str) -> Result<Vec<u8>, EmulatorError> {
         let info = self.file_info(file_id).ok_or_else(|| EmulatorError::NoSuchFile(file_id.to_string()))?;
-        Ok(std::fs::read(info.path)?)
+        Ok(storage::read_all(&info.stored)?)
     }
 
     /// Ids of the sessions alive now.

@@ -15,6 +15,7 @@ use super::auth::{parse_form, percent_decode};
 use super::errors::ApiError;
 use super::faults::{EchoField, FaultAction, FaultPlan, Op};
 use super::sessions::{CommitConditions, PartRecord, Target};
+use super::storage::Stored;
 use super::Shared;
 use crate::body::{self, hex, read_limited, ResBody};
 
@@ -504,6 +505,7 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
     let cut_at = matches!(plan.early, Some(FaultAction::CutBody)).then_some(size / 2);
     let mut hasher = Sha1::new();
     let mut received = 0u64;
+    let mut frames = Vec::new();
     let mut body = req.into_body();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { return Err(Fail::Cut) };
@@ -511,10 +513,9 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
         if received + data.len() as u64 > size {
             return Err(ApiError::bad_range("The body is longer than the Content-Range").context(ctx).into());
         }
-        // A positioned write to the session file; normally a copy into the page cache.
         session
-            .file
-            .write_all_at(&data, first + received)
+            .data
+            .write_frame(&mut frames, first, received, &data)
             .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
         hasher.update(&data);
         received += data.len() as u64;
@@ -536,6 +537,8 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
         .context(json!({"expected_sha1": hex(&digest), "actual_sha1": hex(&actual)}))
         .into());
     }
+    // The bytes are kept before the part is recorded: the whole-file hash may read them at once.
+    session.data.keep_part(first, frames);
     let part_id = shared.store.random_hex(8);
     let part = reservation.store(part_id, hex(&actual))?;
     shared.counters.part_stored();
@@ -681,29 +684,36 @@ async fn commit(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &F
 
 fn file_content(shared: &Arc<Shared>, id: &str) -> Handled {
     let info = shared.store.file(id).ok_or_else(|| ApiError::not_found("Not Found"))?;
-    let file = std::fs::File::open(&info.path)
-        .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
     let (tx, body) = body::channel(4);
-    tokio::task::spawn_blocking(move || {
-        let mut offset = 0u64;
-        loop {
-            let mut buf = vec![0u8; 256 * 1024];
-            match file.read_at(&mut buf, offset) {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    offset += n as u64;
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        return;
+    match info.stored.clone() {
+        Stored::Discarded => {
+            return Err(ApiError::not_found("This emulator keeps no file content (--discard-content)").into());
+        }
+        Stored::Path(path) => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
+            tokio::task::spawn_blocking(move || {
+                let mut offset = 0u64;
+                loop {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match file.read_at(&mut buf, offset) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            offset += n as u64;
+                            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e));
+                            return;
+                        }
                     }
                 }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            }
+            });
         }
-    });
+    }
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));

@@ -11,8 +11,6 @@
 //! is never read twice in full, and nothing is re-read when parts arrive in order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +20,7 @@ use sha1::{Digest, Sha1};
 use super::clock::{rfc3339, Clock};
 use super::errors::ApiError;
 use super::faults::Rng;
-use super::storage::{hash_range, Storage};
+use super::storage::{SessionData, Storage, Stored};
 use crate::body::hex;
 
 /// A committed file as the emulator stores it.
@@ -44,12 +42,24 @@ pub struct FileInfo {
     pub sequence_id: String,
     /// Id of the current file version.
     pub version_id: String,
-    /// Where the content lives on disk.
-    pub path: PathBuf,
+    /// Where the content lives.
+    pub(crate) stored: Stored,
     /// Creation time.
     pub created_at: SystemTime,
     /// Time of the latest version.
     pub modified_at: SystemTime,
+}
+
+impl FileInfo {
+    /// Where the content lives on disk; `None` for an emulator that keeps no content (see
+    /// [`EmulatorBuilder::discard_content`](crate::EmulatorBuilder::discard_content)).
+    #[must_use]
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.stored {
+            Stored::Path(p) => Some(p),
+            Stored::Discarded => None,
+        }
+    }
 }
 
 /// A folder.
@@ -92,8 +102,7 @@ pub(crate) struct Session {
     pub(crate) total_parts: u64,
     pub(crate) target: Target,
     pub(crate) expires_at: SystemTime,
-    pub(crate) file: File,
-    pub(crate) path: PathBuf,
+    pub(crate) data: SessionData,
     state: Mutex<SessionState>,
     prefix: Mutex<PrefixHash>,
 }
@@ -156,7 +165,7 @@ impl Session {
         loop {
             let next = lock(&self.state).parts.get(&prefix.hashed).map(|p| p.size);
             let Some(size) = next else { return Ok(()) };
-            hash_range(&self.file, prefix.hashed, size, &mut prefix.hasher, &mut prefix.buf)?;
+            self.data.hash_part(prefix.hashed, size, &mut prefix.hasher, &mut prefix.buf)?;
             prefix.hashed += size;
         }
     }
@@ -372,7 +381,7 @@ impl Store {
         }
         let id = model.next_numeric();
         let version_id = model.next_numeric();
-        let path = self.storage.write_file(&id, &version_id, bytes).map_err(io_error)?;
+        let stored = self.storage.write_file(&id, &version_id, bytes).map_err(io_error)?;
         let now = self.clock.now();
         let info = FileInfo {
             id: id.clone(),
@@ -383,7 +392,7 @@ impl Store {
             etag: "0".into(),
             sequence_id: "0".into(),
             version_id,
-            path,
+            stored,
             created_at: now,
             modified_at: now,
         };
@@ -424,7 +433,7 @@ impl Store {
                 }
             }
         }
-        let (path, file) = self.storage.create_session_file(&id, file_size).map_err(io_error)?;
+        let data = self.storage.create_session(&id, file_size).map_err(io_error)?;
         let session = Arc::new(Session {
             id: id.clone(),
             file_size,
@@ -432,8 +441,7 @@ impl Store {
             total_parts: file_size.div_ceil(part_size),
             target,
             expires_at: self.clock.now() + lifetime,
-            file,
-            path,
+            data,
             state: Mutex::new(SessionState::default()),
             prefix: Mutex::new(PrefixHash::default()),
         });
@@ -452,7 +460,7 @@ impl Store {
         if session.expires_at <= now {
             model.sessions.remove(id);
             lock(&session.state).closed = true;
-            let _ = std::fs::remove_file(&session.path);
+            session.data.discard();
             return Err(ApiError::not_found("The upload session has expired"));
         }
         Ok(session)
@@ -469,7 +477,7 @@ impl Store {
         let mut model = lock(&self.model);
         model.sessions.remove(id);
         lock(&session.state).closed = true;
-        let _ = std::fs::remove_file(&session.path);
+        session.data.discard();
         Ok(())
     }
 
@@ -566,15 +574,17 @@ impl Store {
             None => model.next_numeric(),
         };
         let version_id = model.next_numeric();
-        let path = self.storage.file_path(&id, &version_id);
-        if let Err(e) = std::fs::rename(&session.path, &path) {
-            lock(&session.state).closed = false;
-            return Err(io_error(e));
-        }
+        let stored = match self.storage.commit(&session.data, &id, &version_id) {
+            Ok(stored) => stored,
+            Err(e) => {
+                lock(&session.state).closed = false;
+                return Err(io_error(e));
+            }
+        };
         model.sessions.remove(&session.id);
         let info = match current {
             Some(old) => {
-                let _ = std::fs::remove_file(&old.path);
+                Storage::remove_file(&old.stored);
                 let bump = |s: &str| s.parse::<u64>().map(|n| n + 1).unwrap_or(1).to_string();
                 FileInfo {
                     name,
@@ -583,7 +593,7 @@ impl Store {
                     etag: bump(&old.etag),
                     sequence_id: bump(&old.sequence_id),
                     version_id,
-                    path,
+                    stored,
                     modified_at: now,
                     ..old
                 }
@@ -597,7 +607,7 @@ impl Store {
                 etag: "0".into(),
                 sequence_id: "0".into(),
                 version_id,
-                path,
+                stored,
                 created_at: now,
                 modified_at: now,
             },

@@ -38,7 +38,7 @@ async fn faults_are_survived_byte_exact() {
     let request = UploadRequest::new_file("0", "f.bin", 0).parts_in_flight(6);
     let uploaded = client.upload(Source::file(&path), request).await.unwrap();
     let stored = emu.file_info(&uploaded.id).unwrap();
-    assert!(same_content(&path, &stored.path));
+    assert!(same_content(&path, stored.path().expect("on disk")));
     let c = emu.counters();
     assert!(c.faults_injected >= 5, "faults injected: {}", c.faults_injected);
     assert!(c.requests(Op::UploadPart) > 65, "parts were retried");
@@ -133,7 +133,7 @@ async fn cancel_keep_session_then_resume_sends_only_missing_parts() {
     let sent = emu.counters().requests(Op::UploadPart) - sent_before;
     assert_eq!(sent, total_parts - stored, "only the missing parts were sent");
     assert_eq!(read.load(Ordering::Relaxed), size, "every byte was read (held parts are checked)");
-    assert!(same_content(&path, &emu.file_info(&uploaded.id).unwrap().path));
+    assert!(same_content(&path, emu.file_info(&uploaded.id).unwrap().path().expect("on disk")));
     assert!(!checkpoint.exists(), "the checkpoint is removed after the commit");
     assert!(emu.session_ids().is_empty());
 }

@@ -30,7 +30,7 @@ fn new_version_with_if_match_then_a_stale_etag_is_refused() {
     let now = emu.file_info(&old.id).unwrap();
     assert_eq!(now.sha1, sha1);
     assert_ne!(now.etag, old.etag, "a new version has a new etag");
-    assert_same_file(&path, &now.path);
+    assert_same_file(&path, now.path().expect("on disk"));
 
     // The old etag is stale now: the commit answers 412 and nothing changes.
     let (path3, _) = temp_file(dir.path(), "v3.bin", size, 2);
@@ -71,7 +71,7 @@ fn uploads_are_byte_exact_under_injected_faults() {
         .unwrap();
     let info = emu.file_info(&file.id).unwrap();
     assert_eq!(info.sha1, sha1);
-    assert_same_file(&path, &info.path);
+    assert_same_file(&path, info.path().expect("on disk"));
     let c = emu.counters();
     let parts = size.div_ceil(512 * 1024);
     assert!(c.faults_injected > 3, "faults fired: {}", c.faults_injected);
@@ -174,7 +174,7 @@ fn cancel_keeping_the_session_then_resume_sends_only_the_missing_parts() {
     assert_eq!(after.commits, 1);
     let info = emu.file_info(&file.id).unwrap();
     assert_eq!(info.sha1, sha1);
-    assert_same_file(&path, &info.path);
+    assert_same_file(&path, info.path().expect("on disk"));
     assert!(!checkpoint.exists(), "the checkpoint is removed after the commit");
 }
 
