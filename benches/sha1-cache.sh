@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HERE/sha1-cache/target}"
 (cd "$HERE/sha1-cache" && cargo build --quiet --release)
 BIN="$CARGO_TARGET_DIR/release/sha1-cache"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-for mode in none hot cold two-8m two-256k; do
+for mode in none hot cold cold-touch cold-copy two-8m two-256k; do
   /usr/bin/time -f "%U" -o "$CARGO_TARGET_DIR/t" "$BIN" "$mode" 2>/dev/null
   case "$mode" in two-*) gib=2 ;; none) gib=0 ;; *) gib=1 ;; esac
   printf '%-9s user %5s s  (%s GiB hashed)\n' "$mode" "$(cat "$CARGO_TARGET_DIR/t")" "$gib"

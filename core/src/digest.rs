@@ -5,6 +5,9 @@ use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 use std::fmt;
 
+mod lanes;
+use lanes::Sha1State;
+
 /// A SHA-1 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sha1Digest(pub [u8; 20]);
@@ -98,8 +101,7 @@ pub enum DigestError {
 /// An incremental SHA-1 over the whole file, fed in offset order.
 #[derive(Clone, Default)]
 pub struct FileHasher {
-    inner: Sha1,
-    bytes: u64,
+    state: Sha1State,
 }
 
 impl FileHasher {
@@ -111,31 +113,46 @@ impl FileHasher {
 
     /// Feeds the next bytes of the file.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.inner.update(bytes);
-        self.bytes += bytes.len() as u64;
+        self.state.update(bytes);
+    }
+
+    /// Feeds the same bytes to `self` and `other` in one pass: on a CPU with SHA-NI, when both are
+    /// at the same offset within a 64-byte block (e.g. a part's hasher and the whole file's at a
+    /// part boundary), this costs about 1.6 times one [`update`](Self::update) instead of 2.
+    ///
+    /// ```
+    /// use box_upload_core::{FileHasher, Sha1Digest};
+    /// let (mut part, mut file) = (FileHasher::new(), FileHasher::new());
+    /// file.update(b"earlier parts ");
+    /// part.update_pair(&mut file, b"this part");
+    /// assert_eq!(part.finish(), Sha1Digest::of(b"this part"));
+    /// assert_eq!(file.finish(), Sha1Digest::of(b"earlier parts this part"));
+    /// ```
+    pub fn update_pair(&mut self, other: &mut FileHasher, bytes: &[u8]) {
+        Sha1State::update_pair(&mut self.state, &mut other.state, bytes);
     }
 
     /// How many bytes have been fed.
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.bytes
+        self.state.len()
     }
 
     /// Whether nothing has been fed.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.bytes == 0
+        self.len() == 0
     }
 
     /// The digest of everything fed.
     #[must_use]
     pub fn finish(self) -> Sha1Digest {
-        Sha1Digest(self.inner.finalize().into())
+        Sha1Digest(self.state.finish())
     }
 }
 
 impl fmt::Debug for FileHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileHasher").field("bytes", &self.bytes).finish()
+        f.debug_struct("FileHasher").field("bytes", &self.len()).finish()
     }
 }

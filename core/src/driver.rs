@@ -212,10 +212,10 @@ impl PartBuilder {
     pub fn advance(&mut self, n: usize) {
         let end = self.filled + n.min(self.buf.len() - self.filled);
         let chunk = &self.buf[self.filled..end];
-        self.hasher.update(chunk);
-        if let Some(file) = &mut self.file {
-            // Same bytes, still in cache: the whole-file pass costs no second trip to memory.
-            file.update(chunk);
+        match &mut self.file {
+            // Same bytes, still in cache, both digests in one pass.
+            Some(file) => self.hasher.update_pair(file, chunk),
+            None => self.hasher.update(chunk),
         }
         self.filled = end;
     }
@@ -225,9 +225,9 @@ impl PartBuilder {
     #[must_use]
     pub fn finish_with_bytes(mut self, bytes: Bytes) -> PartData {
         for chunk in bytes.chunks(HASH_CHUNK) {
-            self.hasher.update(chunk);
-            if let Some(file) = &mut self.file {
-                file.update(chunk);
+            match &mut self.file {
+                Some(file) => self.hasher.update_pair(file, chunk),
+                None => self.hasher.update(chunk),
             }
         }
         PartData { sha1: self.hasher.finish(), file: self.file.map(Box::new), bytes }

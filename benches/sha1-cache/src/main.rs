@@ -1,5 +1,7 @@
 //! SHA-1 (the `sha1` crate, as box-upload-core uses it) over 1 GiB in memory, one way per run:
-//! `hot` (a 1 MiB buffer in cache, hashed 1024 times), `cold` (1 GiB hashed once), `two-8m`
+//! `hot` (a 1 MiB buffer in cache, hashed 1024 times), `cold` (1 GiB hashed once), `cold-touch`
+//! (1 GiB, each 64 KiB chunk's cache lines loaded before it is hashed), `cold-copy` (copied 1 MiB
+//! at a time into a buffer, then hashed), `two-8m`
 //! (8 MiB parts, each hashed whole and then fed to a whole-file hasher, as the transports and the
 //! core do today) and `two-256k` (the same two hashes fed 256 KiB at a time, so the second pass
 //! reads from cache). Time it with /usr/bin/time: user seconds are the cost.
@@ -50,10 +52,14 @@ fn main() {
             let mut h = Sha1::new();
             let chunks: Vec<&[u8]> = big.chunks(64 << 10).collect();
             let mut sum = 0u8;
-            for c in chunks[0].iter().step_by(64) { sum ^= *c; }
+            for c in chunks[0].iter().step_by(64) {
+                sum ^= *c;
+            }
             for i in 0..chunks.len() {
                 if let Some(next) = chunks.get(i + 1) {
-                    for c in next.iter().step_by(64) { sum ^= *c; }
+                    for c in next.iter().step_by(64) {
+                        sum ^= *c;
+                    }
                 }
                 h.update(chunks[i]);
             }
@@ -70,7 +76,7 @@ fn main() {
             black_box(h.finalize());
         }
         _ => {
-            eprintln!("usage: sha1-cache none|hot|cold|two-8m|two-256k");
+            eprintln!("usage: sha1-cache none|hot|cold|cold-touch|cold-copy|two-8m|two-256k");
             std::process::exit(2);
         }
     }

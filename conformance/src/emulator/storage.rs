@@ -239,6 +239,7 @@ pub(crate) fn read_all(stored: &Stored) -> io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
