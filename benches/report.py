@@ -80,7 +80,7 @@ def main():
     lines.append(f"- machine: {machine()}")
     lines.append(f"- load average at the end (1, 5, 15 min): {loadavg()}; per-run 1-min load in the table")
     lines.append(f"- emulator: release `box-upload-emulator` on 127.0.0.1, freshly started for each client, "
-                 f"part data in {a.data_dir}")
+                 f"part data: {a.data_dir}")
     lines.append(f"- SDKs: {a.python_sdk}, {a.node_sdk}")
     if a.repeat > 1:
         lines.append(f"- each client ran {a.repeat} times; the fastest run is shown")

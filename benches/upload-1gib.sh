@@ -26,6 +26,8 @@
 #   --at REV       build the Rust binaries from commit REV (a `git archive` of it in a temporary
 #                  directory, built in $CARGO_TARGET_DIR/at-rev) instead of the work tree, e.g.
 #                  `--at HEAD` while others have uncommitted work in progress
+#   --latency-ms N the emulator waits N ms before handling each upload-session request, a stand-in
+#                  for real Box's round trip and server time (results go to results-latency<N>ms.md)
 #   --extra LABEL:PARTS:BINARY  also run BINARY (an upload_bench-style program: `BINARY UPLOAD_BASE
 #                  FILE PARTS`, token in $BOX_TOKEN) as row LABEL, e.g. a transport built with a
 #                  proposed change, for a before/after in the same run; repeatable
@@ -40,6 +42,7 @@ REPEAT=1
 ONLY="openssl,hyper1,hyper4,hyper8,ureq1,ureq4,ureq8,python,node"
 WAIT_LOAD=""
 DATA_PARENT=""
+LATENCY_MS=0
 BUILD=1
 AT=""
 EXTRA=()
@@ -66,6 +69,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY="${2:?}"; shift 2 ;;
     --wait-load) WAIT_LOAD="${2:?}"; shift 2 ;;
     --data-dir) DATA_PARENT="${2:?}"; shift 2 ;;
+    --latency-ms) LATENCY_MS="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --at) AT="${2:?}"; shift 2 ;;
@@ -76,7 +80,13 @@ while [ $# -gt 0 ]; do
 done
 [[ "$SIZE_MIB" =~ ^[0-9]+$ ]] && [ "$SIZE_MIB" -ge 20 ] || die "--size-mib must be an integer >= 20 (Box's minimum chunked-upload size)"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
-[ -n "$OUT" ] || { if [ "$SIZE_MIB" = 1024 ]; then OUT="$HERE/results.md"; else OUT="$HERE/results-${SIZE_MIB}mib.md"; fi; }
+[[ "$LATENCY_MS" =~ ^[0-9]+$ ]] || die "--latency-ms must be a non-negative integer"
+if [ -z "$OUT" ]; then
+  OUT="$HERE/results"
+  [ "$SIZE_MIB" = 1024 ] || OUT="$OUT-${SIZE_MIB}mib"
+  [ "$LATENCY_MS" = 0 ] || OUT="$OUT-latency${LATENCY_MS}ms"
+  OUT="$OUT.md"
+fi
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for tool in openssl curl python3 sha1sum; do command -v "$tool" >/dev/null || die "$tool is required"; done
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is required: apt-get install time"
@@ -160,6 +170,9 @@ else
   STORAGE=(--discard-content)
   STORAGE_LABEL="none, verified then discarded (--discard-content)"
 fi
+if [ "$LATENCY_MS" != 0 ]; then
+  STORAGE_LABEL="$STORAGE_LABEL; each upload-session request answered after $LATENCY_MS ms (--latency-ms)"
+fi
 
 FILE="$WORK/source.bin"
 echo "making a ${SIZE_MIB} MiB file of random bytes ..."
@@ -184,7 +197,7 @@ start_emulator() {
   RUN_NO=$((RUN_NO + 1))
   [ -z "$DATA" ] || rm -rf "${DATA:?}"/*
   rm -f "$WORK/emu.out"
-  "$EMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --part-size "$PART_SIZE" "${STORAGE[@]}" \
+  "$EMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --part-size "$PART_SIZE" "${STORAGE[@]}" --latency-ms "$LATENCY_MS" \
     >"$WORK/emu.out.$RUN_NO" 2>"$WORK/emu.err" &
   EMU_PID=$!
   local i

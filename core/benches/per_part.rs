@@ -2,7 +2,8 @@
 //!
 //! `core_upload` drives a whole [`BigUpload`] (session, parts, list, commit) against answers made
 //! in memory, so what it measures is everything the core does per byte and per part: the part's
-//! SHA-1, the whole-file SHA-1, building requests and parsing answers. `sha1_one_pass` is the floor.
+//! SHA-1 and the whole-file SHA-1 (one paired pass, as the transports read), building requests and
+//! parsing answers. `sha1_one_pass` is the floor.
 //!
 //! Run: `cargo bench -p box-upload-core --bench per_part`
 
@@ -10,9 +11,7 @@
 
 use box_upload_core::bytes::Bytes;
 use box_upload_core::http::{Method, Response};
-use box_upload_core::{
-    Client, Config, ContentRange, DeveloperToken, Machine, PartData, RequestKind, Sha1Digest, UploadRequest,
-};
+use box_upload_core::{Client, Config, ContentRange, DeveloperToken, Machine, RequestKind, Sha1Digest, UploadRequest};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Instant;
 
@@ -51,7 +50,10 @@ fn upload(data: &Bytes) {
         if let Some(r) = m.poll_read() {
             let end = (r.offset + r.len as u64).min(size);
             let bytes = data.slice(r.offset.min(size) as usize..end as usize);
-            m.handle_read(r.id, Ok(PartData::new(bytes)), now);
+            // As the transports read: through the machine's builder, which carries the whole-file
+            // hash on, so both digests come from one paired pass.
+            let part = m.part_builder(&r, Vec::new()).finish_with_bytes(bytes);
+            m.handle_read(r.id, Ok(part), now);
             continue;
         }
         let Some(t) = m.poll_transmit(now) else { panic!("stalled") };

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use box_upload_conformance::Emulator;
+use box_upload_conformance::{Emulator, FaultAction, Faults, Op, Trigger};
 use clap::Parser;
 
 /// Box upload API emulator (loopback HTTP/1.1 server).
@@ -39,6 +39,10 @@ struct Args {
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: u64,
+    /// Wait this many milliseconds before handling each upload-session request (create, get,
+    /// part, list, commit, abort): a stand-in for the round trip and server time of real Box.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Seed for ids and probabilistic faults.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -54,6 +58,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .token_lifetime(Duration::from_secs(args.token_lifetime))
         .seed(args.seed)
         .discard_content(args.discard_content);
+    if args.latency_ms > 0 {
+        let delay = FaultAction::Delay(Duration::from_millis(args.latency_ms));
+        let faults = [Op::CreateSession, Op::GetSession, Op::UploadPart, Op::ListParts, Op::Commit, Op::Abort]
+            .into_iter()
+            .fold(Faults::none(), |f, op| f.rule(op, Trigger::Always, delay.clone()));
+        builder = builder.faults(faults);
+    }
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
