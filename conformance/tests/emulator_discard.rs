@@ -79,3 +79,23 @@ async fn new_versions_and_abort() {
     assert_eq!(client.delete(&format!("/api/2.0/files/upload_sessions/{id}")).await.status, 204);
     assert!(emu.session_ids().is_empty());
 }
+
+#[tokio::test]
+async fn a_refused_part_at_the_hashed_prefix_leaves_the_whole_file_hash_alone() {
+    // In order, each part is verified in one pass with the whole-file hash; a part refused there
+    // must not have moved that hash.
+    let emu = Emulator::builder().token("tok").discard_content(true).start().await.unwrap();
+    let client = Client::new(emu.addr(), "tok");
+    let size = 20_000_001usize;
+    let content = data(size, 33);
+    let s = client.session("0", size as u64, "inorder.bin").await;
+    let id = s["id"].as_str().unwrap().to_string();
+    let ps = s["part_size"].as_u64().unwrap() as usize;
+    let other = data(ps, 34);
+    let bad = client.put_part_with(&id, 0, &other, size as u64, &format!("sha={}", sha1_b64(&content[..ps]))).await;
+    assert_eq!(bad.status, 412, "a part whose bytes do not match its digest");
+    let parts = client.upload_all(&s, &content).await;
+    let r = client.commit(&id, &parts, &format!("sha={}", sha1_b64(&content)), &[]).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["entries"][0]["sha1"], common::sha1_hex(&content).as_str());
+}

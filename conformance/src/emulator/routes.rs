@@ -503,6 +503,9 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
     }
     let reservation = session.reserve(first, size)?;
     let cut_at = matches!(plan.early, Some(FaultAction::CutBody)).then_some(size / 2);
+    // Frames a session keeps in memory are hashed once whole (below), paired with the whole-file
+    // hash when the part continues it; frames written to a file are hashed as they come.
+    let held = session.data.holds_frames();
     let mut hasher = Sha1::new();
     let mut received = 0u64;
     let mut frames = Vec::new();
@@ -517,7 +520,9 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
             .data
             .write_frame(&mut frames, first, received, &data)
             .map_err(|e| ApiError::new(500, "internal_server_error", format!("storage error: {e}")))?;
-        hasher.update(&data);
+        if !held {
+            hasher.update(&data);
+        }
         received += data.len() as u64;
         shared.counters.received(data.len() as u64);
         if cut_at.is_some_and(|c| received >= c) {
@@ -527,7 +532,8 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
     if received != size {
         return Err(ApiError::bad_request("The body is shorter than the Content-Range").context(ctx).into());
     }
-    let actual: [u8; 20] = hasher.finalize().into();
+    let (actual, carried): ([u8; 20], _) =
+        if held { session.hash_frames(first, &frames) } else { (hasher.finalize().into(), None) };
     if actual != digest {
         return Err(ApiError::new(
             412,
@@ -537,10 +543,8 @@ async fn upload_part(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, pla
         .context(json!({"expected_sha1": hex(&digest), "actual_sha1": hex(&actual)}))
         .into());
     }
-    // The bytes are kept before the part is recorded: the whole-file hash may read them at once.
-    session.data.keep_part(first, frames);
     let part_id = shared.store.random_hex(8);
-    let part = reservation.store(part_id, hex(&actual))?;
+    let part = session.store_verified(reservation, part_id, hex(&actual), frames, carried)?;
     shared.counters.part_stored();
     let for_hash = Arc::clone(&session);
     tokio::task::spawn_blocking(move || {

@@ -14,13 +14,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use box_upload_core::FileHasher;
+use bytes::Bytes;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
 use super::clock::{rfc3339, Clock};
 use super::errors::ApiError;
 use super::faults::Rng;
-use super::storage::{SessionData, Storage, Stored};
+use super::storage::{hash_prefetched, SessionData, Storage, Stored};
 use crate::body::hex;
 
 /// A committed file as the emulator stores it.
@@ -117,7 +119,7 @@ struct SessionState {
 #[derive(Debug, Default)]
 struct PrefixHash {
     hashed: u64,
-    hasher: Sha1,
+    hasher: FileHasher,
     buf: Vec<u8>,
 }
 
@@ -175,10 +177,59 @@ impl Session {
         self.advance_prefix()?;
         let prefix = lock(&self.prefix);
         if prefix.hashed == self.file_size {
-            Ok(Some(prefix.hasher.clone().finalize().into()))
+            Ok(Some(prefix.hasher.clone().finish().0))
         } else {
             Ok(None)
         }
+    }
+
+    /// Hashes a whole part held as body frames (content is discarded): its SHA-1 and, when the
+    /// part starts exactly where the whole-file hash stands (parts mostly complete in order), that
+    /// hash carried over it in the same paired pass, to install with
+    /// [`store_verified`](Self::store_verified) once the part is accepted.
+    pub(crate) fn hash_frames(&self, first: u64, frames: &[Bytes]) -> ([u8; 20], Option<FileHasher>) {
+        let mut whole = {
+            let prefix = lock(&self.prefix);
+            (prefix.hashed == first).then(|| prefix.hasher.clone())
+        };
+        let mut part = FileHasher::new();
+        for frame in frames {
+            hash_prefetched(frame, |chunk| match &mut whole {
+                Some(whole) => part.update_pair(whole, chunk),
+                None => part.update(chunk),
+            });
+        }
+        (part.finish().0, whole)
+    }
+
+    /// Records a verified part. Its frames are kept for the whole-file hash, unless `carried`
+    /// (from [`hash_frames`](Self::hash_frames)) already covers it: then that becomes the hash,
+    /// installed under the prefix lock so that no prefix advance sees the part stored without its
+    /// bytes. (That lock is free or briefly held then: the prefix stands at this part, which was
+    /// not stored, so there is nothing for an advance to hash.)
+    pub(crate) fn store_verified(
+        &self,
+        reservation: Reservation,
+        part_id: String,
+        sha1_hex: String,
+        frames: Vec<Bytes>,
+        carried: Option<FileHasher>,
+    ) -> Result<PartRecord, ApiError> {
+        let offset = reservation.offset;
+        let Some(hasher) = carried else {
+            // The bytes first: the whole-file hash may look for them as soon as the part is held.
+            self.data.keep_part(offset, frames);
+            return reservation.store(part_id, sha1_hex);
+        };
+        let mut prefix = lock(&self.prefix);
+        let part = reservation.store(part_id, sha1_hex)?;
+        if prefix.hashed == offset && hasher.len() == offset + part.size {
+            prefix.hasher = hasher;
+            prefix.hashed = offset + part.size;
+        } else {
+            self.data.keep_part(offset, frames);
+        }
+        Ok(part)
     }
 
     /// The UploadSession JSON, with endpoints built from `base` (e.g. `http://host:port/api`).
@@ -567,7 +618,7 @@ impl Store {
             st.closed = true;
             drop(st);
             let prefix = lock(&session.prefix);
-            hex(&prefix.hasher.clone().finalize())
+            hex(&prefix.hasher.clone().finish().0)
         };
         let id = match &current {
             Some(f) => f.id.clone(),

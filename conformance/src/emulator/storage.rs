@@ -17,8 +17,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use box_upload_core::FileHasher;
 use bytes::Bytes;
-use sha1::{Digest, Sha1};
 
 /// The emulator's storage.
 #[derive(Debug)]
@@ -154,6 +154,11 @@ impl SessionData {
         }
     }
 
+    /// Whether parts are held as their body frames (rather than written to a file).
+    pub(crate) fn holds_frames(&self) -> bool {
+        matches!(self, SessionData::Pending(_))
+    }
+
     /// Keeps a verified part's frames until the whole-file hash has them (the file, when there is
     /// one, has them already).
     pub(crate) fn keep_part(&self, part_offset: u64, frames: Vec<Bytes>) {
@@ -174,7 +179,13 @@ impl SessionData {
 
     /// Feeds the `len` bytes of the part at `offset` to `hasher`, once: pending frames are let go.
     /// `buf` is reused between calls.
-    pub(crate) fn hash_part(&self, offset: u64, len: u64, hasher: &mut Sha1, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn hash_part(
+        &self,
+        offset: u64,
+        len: u64,
+        hasher: &mut FileHasher,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<()> {
         match self {
             SessionData::File { file, .. } => hash_range(file, offset, len, hasher, buf),
             SessionData::Pending(parts) => {
@@ -184,7 +195,7 @@ impl SessionData {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a part's frames are short"));
                 }
                 for frame in &frames {
-                    hash_prefetched(hasher, frame);
+                    hash_prefetched(frame, |chunk| hasher.update(chunk));
                 }
                 Ok(())
             }
@@ -192,11 +203,11 @@ impl SessionData {
     }
 }
 
-/// Hashes `data` 64 KiB at a time, first loading one byte of each cache line of the next chunk.
-/// Those loads are independent, so the core keeps many cache misses in flight at once, where
-/// SHA-1's serial rounds would wait for each line in turn: on data not in cache this costs about
-/// as much as hashing data that is (`benches/sha1-cache.sh`, `cold` vs `cold-touch`).
-fn hash_prefetched(hasher: &mut Sha1, data: &[u8]) {
+/// Hands `data` to `hash` 64 KiB at a time, first loading one byte of each cache line of the next
+/// chunk. Those loads are independent, so the core keeps many cache misses in flight at once,
+/// where SHA-1's serial rounds would wait for each line in turn: on data not in cache this costs
+/// about as much as hashing data that is (`benches/sha1-cache.sh`, `cold` vs `cold-touch`).
+pub(crate) fn hash_prefetched(data: &[u8], mut hash: impl FnMut(&[u8])) {
     const CHUNK: usize = 64 * 1024;
     let touch = |chunk: &[u8]| chunk.iter().step_by(64).fold(0u8, |acc, &b| acc ^ b);
     let mut chunks = data.chunks(CHUNK).peekable();
@@ -205,14 +216,14 @@ fn hash_prefetched(hasher: &mut Sha1, data: &[u8]) {
         if let Some(next) = chunks.peek() {
             sink ^= touch(next);
         }
-        hasher.update(chunk);
+        hash(chunk);
     }
     std::hint::black_box(sink);
 }
 
 /// Feeds `len` bytes of `file` starting at `offset` to `hasher`, reading 1 MiB at a time into
 /// `buf` (which is reused between calls).
-fn hash_range(file: &File, offset: u64, len: u64, hasher: &mut Sha1, buf: &mut Vec<u8>) -> io::Result<()> {
+fn hash_range(file: &File, offset: u64, len: u64, hasher: &mut FileHasher, buf: &mut Vec<u8>) -> io::Result<()> {
     const CHUNK: usize = 1 << 20;
     if buf.len() < CHUNK {
         buf.resize(CHUNK, 0);
@@ -242,13 +253,14 @@ pub(crate) fn read_all(stored: &Stored) -> io::Result<Vec<u8>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use sha1::{Digest, Sha1};
 
     #[test]
     fn prefetched_hash_is_the_hash() {
         for len in [0, 1, 63, 64 * 1024, 64 * 1024 + 1, 300_001] {
             let data: Vec<u8> = (0..len).map(|i| (i * 13 % 256) as u8).collect();
             let mut h = Sha1::new();
-            hash_prefetched(&mut h, &data);
+            hash_prefetched(&data, |chunk| h.update(chunk));
             assert_eq!(h.finalize(), Sha1::digest(&data), "len {len}");
         }
     }
@@ -260,15 +272,15 @@ mod tests {
         // Parts arrive out of order, in frames.
         data.keep_part(6, vec![Bytes::from_static(b"gh"), Bytes::from_static(b"ij")]);
         data.keep_part(0, vec![Bytes::from_static(b"abc"), Bytes::from_static(b"def")]);
-        let (mut h, mut buf) = (Sha1::new(), Vec::new());
+        let (mut h, mut buf) = (FileHasher::new(), Vec::new());
         data.hash_part(0, 6, &mut h, &mut buf).unwrap();
         data.hash_part(6, 4, &mut h, &mut buf).unwrap();
-        assert_eq!(h.finalize(), Sha1::digest(b"abcdefghij"));
+        assert_eq!(h.finish().0, <[u8; 20]>::from(Sha1::digest(b"abcdefghij")));
         let SessionData::Pending(parts) = &data else { panic!("not pending") };
         assert!(lock(parts).is_empty(), "hashed frames are let go");
-        assert!(data.hash_part(0, 6, &mut Sha1::new(), &mut buf).is_err(), "a part is hashed once");
+        assert!(data.hash_part(0, 6, &mut FileHasher::new(), &mut buf).is_err(), "a part is hashed once");
         data.keep_part(0, vec![Bytes::from_static(b"abc")]);
-        assert!(data.hash_part(0, 4, &mut Sha1::new(), &mut buf).is_err(), "a length mismatch is an error");
+        assert!(data.hash_part(0, 4, &mut FileHasher::new(), &mut buf).is_err(), "a length mismatch is an error");
         let stored = storage.commit(&data, "1", "2").unwrap();
         assert_eq!(stored, Stored::Discarded);
         assert!(read_all(&stored).is_err());
