@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 5's benchmark: a 1 GiB upload (random bytes, one file made once) to the box-upload emulator
 # (release build, on loopback, 8 MiB parts), side by side:
-#   - box-upload-hyper and box-upload-ureq (release examples/upload_bench) at 1, 4 and 8 parts in flight,
+#   - box-upload-hyper and box-upload-ureq (release examples upload_bench_hyper, upload_bench_ureq) at 1, 4 and 8 parts in flight,
 #   - the official Box Python SDK's upload_big_file (box-sdk-gen, pinned),
 #   - the official Box Node SDK's chunkedUploads.uploadBigFile (box-node-sdk, pinned),
 #   - one `openssl sha1` pass over the file (the hashing floor).
@@ -120,18 +120,21 @@ if [ -n "$AT" ]; then
   BUILT_FROM="commit $commit"
 fi
 if [ "$BUILD" = 1 ]; then
-  # Both transports name their example upload_bench, and cargo does not relink
-  # examples/upload_bench for a build that is fresh: remove it first (cargo then links it again
-  # from that package's own artifact), then copy it out under the transport's name.
-  example() { # package, destination
-    rm -f "$REL/examples/upload_bench"
-    (cd "$SRC" && cargo build --quiet --release -p "$1" --example upload_bench) || return 1
-    [ -x "$REL/examples/upload_bench" ] && cp -f "$REL/examples/upload_bench" "$2"
-  }
-  rm -f "$REL/box-upload-emulator"
-  (cd "$SRC" && cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator) || die "cargo build failed"
-  example box-upload-hyper "$REL/examples/upload_bench_hyper" || die "cargo build of the hyper example failed"
-  example box-upload-ureq "$REL/examples/upload_bench_ureq" || die "cargo build of the ureq example failed"
+  rm -f "$REL/box-upload-emulator" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_bench_ureq"
+  (cd "$SRC" && cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator) \
+    || die "cargo build of the emulator failed"
+  if ! grep -q upload_bench_hyper <(ls "$SRC/transports/hyper/examples"); then
+    # Commits before the examples were renamed (--at): both were `upload_bench`; build each and
+    # copy it out under the transport's name.
+    for t in hyper ureq; do
+      rm -f "$REL/examples/upload_bench"
+      (cd "$SRC" && cargo build --quiet --release -p "box-upload-$t" --example upload_bench) \
+        && cp -f "$REL/examples/upload_bench" "$REL/examples/upload_bench_$t" || die "cargo build of the $t example failed"
+    done
+  else
+    (cd "$SRC" && cargo build --quiet --release -p box-upload-hyper --example upload_bench_hyper \
+      -p box-upload-ureq --example upload_bench_ureq) || die "cargo build of the examples failed"
+  fi
 fi
 EMULATOR="$REL/box-upload-emulator"
 for b in "$EMULATOR" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_bench_ureq"; do

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! box-upload-emulator --listen 127.0.0.1:8787 --part-size 8388608 &
-//! cargo run --release -p box-upload-ureq --example upload_bench -- http://127.0.0.1:8787/api FILE PARTS_IN_FLIGHT
+//! cargo run --release -p box-upload-ureq --example upload_bench_ureq -- http://127.0.0.1:8787/api FILE PARTS_IN_FLIGHT
 //! ```
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let base = args.next().ok_or("usage: upload_bench UPLOAD_BASE FILE [PARTS_IN_FLIGHT] [FOLDER_ID]")?;
+    let base = args.next().ok_or("usage: upload_bench_ureq UPLOAD_BASE FILE [PARTS_IN_FLIGHT] [FOLDER_ID]")?;
     let path = args.next().ok_or("missing FILE")?;
     let parts: usize = args.next().map_or(Ok(4), |s| s.parse())?;
     let folder = args.next().unwrap_or_else(|| "0".into());

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! box-upload-emulator --part-size 16777216 &   # prints http://127.0.0.1:PORT/api
-//! cargo run --release -p box-upload-hyper --example upload_bench -- http://127.0.0.1:PORT/api big.bin 4
+//! cargo run --release -p box-upload-hyper --example upload_bench_hyper -- http://127.0.0.1:PORT/api big.bin 4
 //! ```
 #![allow(missing_docs)]
 
@@ -13,7 +13,7 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: upload_bench <upload_base> <file> [parts_in_flight] [token]";
+    let usage = "usage: upload_bench_hyper <upload_base> <file> [parts_in_flight] [token]";
     let base = args.next().ok_or(usage)?;
     let path = args.next().ok_or(usage)?;
     let parts: usize = args.next().map(|p| p.parse()).transpose()?.unwrap_or(4);
