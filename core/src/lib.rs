@@ -63,7 +63,7 @@ pub use error::{
     UntrustedHost,
 };
 pub use planner::{PartPlan, PlanError, PlannedPart, MAX_PARTS, MIN_FILE_SIZE};
-pub use policy::{Config, DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE};
+pub use policy::{random_jitter_seed, ClientSettings, Config, DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE};
 pub use response::api_error;
 pub use retry::{retry_after, Jitter, RetryPolicy};
 pub use upload::{

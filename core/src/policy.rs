@@ -29,6 +29,71 @@ pub struct Config {
     pub jitter_seed: u64,
 }
 
+/// What a transport's client builder collects for the core, turned into a [`Config`] here so
+/// that every transport applies the same rules.
+///
+/// ```
+/// use box_upload_core::{ClientSettings, InputError};
+/// let settings = ClientSettings { upload_base: Some("http://127.0.0.1:8787/api".into()), ..Default::default() };
+/// let config = settings.config(7).unwrap();
+/// assert_eq!(config.upload_base(), "http://127.0.0.1:8787/api");
+/// let none = ClientSettings { parts_in_flight: Some(0), ..Default::default() };
+/// assert!(matches!(none.config(7), Err(InputError::ZeroParallelism)));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ClientSettings {
+    /// Sends requests here instead of [`DEFAULT_UPLOAD_BASE`]; its host is trusted with the token.
+    pub upload_base: Option<String>,
+    /// Further hosts trusted with the token.
+    pub trusted_hosts: Vec<String>,
+    /// A `User-Agent` instead of [`USER_AGENT_VALUE`].
+    pub user_agent: Option<String>,
+    /// Retries, backoff and the commit budget (default [`RetryPolicy::default`]).
+    pub retry: Option<RetryPolicy>,
+    /// The most bytes of an answer body read (default 4 MiB).
+    pub max_response_bytes: Option<usize>,
+    /// Parts in flight for every big upload, overriding the request's own setting.
+    pub parts_in_flight: Option<usize>,
+}
+
+impl ClientSettings {
+    /// Checks the settings and makes the core's configuration. `jitter_seed` should differ
+    /// between clients (see [`random_jitter_seed`]) so that they do not retry in step.
+    pub fn config(&self, jitter_seed: u64) -> Result<Config, InputError> {
+        if self.parts_in_flight == Some(0) {
+            return Err(InputError::ZeroParallelism);
+        }
+        let mut config = Config::new();
+        if let Some(base) = &self.upload_base {
+            config = config.with_upload_base(base)?;
+        }
+        for host in &self.trusted_hosts {
+            config = config.with_trusted_host(host.clone());
+        }
+        if let Some(user_agent) = &self.user_agent {
+            config = config.with_user_agent(user_agent)?;
+        }
+        if let Some(retry) = &self.retry {
+            config.retry = retry.clone();
+        }
+        if let Some(max) = self.max_response_bytes {
+            config.max_response_bytes = max;
+        }
+        config.jitter_seed = jitter_seed;
+        Ok(config)
+    }
+}
+
+/// A seed for the backoff jitter that differs between processes and between calls, from the
+/// standard library's randomly keyed hasher (keyed from the operating system's randomness).
+#[must_use]
+pub fn random_jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    hasher.finish()
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {

@@ -242,3 +242,28 @@ fn file_fingerprints_round_trip() {
         assert_eq!(bad.parse::<FileFingerprint>(), Err(FingerprintError), "{bad:?}");
     }
 }
+
+#[test]
+fn client_settings_make_the_config_and_seeds_differ() {
+    use box_upload_core::{random_jitter_seed, ClientSettings, InputError, RetryPolicy};
+    let settings = ClientSettings {
+        upload_base: Some("http://127.0.0.1:9/api/".into()),
+        trusted_hosts: vec!["proxy.example".into()],
+        user_agent: Some("ua/1".into()),
+        retry: Some(RetryPolicy { max_retries: 2, ..RetryPolicy::default() }),
+        max_response_bytes: Some(1234),
+        parts_in_flight: Some(3),
+    };
+    let config = settings.config(42).unwrap();
+    assert_eq!(config.upload_base(), "http://127.0.0.1:9/api");
+    assert_eq!(config.retry.max_retries, 2);
+    assert_eq!(config.max_response_bytes, 1234);
+    assert_eq!(config.jitter_seed, 42);
+    let uri: box_upload_core::http::Uri = "https://proxy.example/x".parse().unwrap();
+    assert!(config.check_trusted(&uri, "test").is_ok());
+    let bad = ClientSettings { upload_base: Some("ftp://x".into()), ..ClientSettings::default() };
+    assert!(matches!(bad.config(1), Err(InputError::BadUrl(_))));
+    let bad = ClientSettings { user_agent: Some("bad\nua".into()), ..ClientSettings::default() };
+    assert!(bad.config(1).is_err());
+    assert_ne!(random_jitter_seed(), random_jitter_seed());
+}

@@ -12,8 +12,8 @@ use box_upload_core::operations::{
 };
 use box_upload_core::ResumeFrom;
 use box_upload_core::{
-    ClientCredentials, Config, DeveloperToken, Machine, PartData, ResumeOptions, RetryPolicy, Sha1Digest,
-    SharedTokenSource, TokenSource, UploadRequest,
+    random_jitter_seed, ClientCredentials, ClientSettings, DeveloperToken, Machine, PartData, ResumeOptions,
+    RetryPolicy, Sha1Digest, SharedTokenSource, TokenSource, UploadRequest,
 };
 use bytes::Bytes;
 use std::time::Duration;
@@ -32,16 +32,11 @@ pub struct Client {
 #[derive(Debug, Default)]
 #[must_use]
 pub struct ClientBuilder {
-    upload_base: Option<String>,
+    settings: ClientSettings,
     token: Option<SharedTokenSource>,
-    parts_in_flight: Option<usize>,
     connect_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     overall_timeout: Option<Duration>,
-    trusted_hosts: Vec<String>,
-    retry: Option<RetryPolicy>,
-    max_response_bytes: Option<usize>,
-    user_agent: Option<String>,
 }
 
 /// Default connect timeout.
@@ -53,7 +48,7 @@ impl ClientBuilder {
     /// Sends requests to `url` instead of `https://upload.box.com/api` (e.g. an emulator's
     /// `http://127.0.0.1:PORT/api`). Its host is trusted with the token.
     pub fn upload_base(mut self, url: impl Into<String>) -> Self {
-        self.upload_base = Some(url.into());
+        self.settings.upload_base = Some(url.into());
         self
     }
 
@@ -85,7 +80,7 @@ impl ClientBuilder {
     /// Parts read and on the wire at once for every big upload of this client, overriding the
     /// request's own setting. Memory is bounded by about `(n + 1) × part_size`.
     pub fn parts_in_flight(mut self, n: usize) -> Self {
-        self.parts_in_flight = Some(n);
+        self.settings.parts_in_flight = Some(n);
         self
     }
 
@@ -111,25 +106,25 @@ impl ClientBuilder {
 
     /// Also trusts `host` with the token (e.g. a proxy or emulator named in `session_endpoints`).
     pub fn trusted_host(mut self, host: impl Into<String>) -> Self {
-        self.trusted_hosts.push(host.into());
+        self.settings.trusted_hosts.push(host.into());
         self
     }
 
     /// Retries, backoff and the commit budget (the core applies them).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
+        self.settings.retry = Some(policy);
         self
     }
 
     /// The most bytes of an answer body read (default: the core's, 4 MiB).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.max_response_bytes = Some(bytes);
+        self.settings.max_response_bytes = Some(bytes);
         self
     }
 
     /// Sends this `User-Agent` instead of the crate's.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = Some(user_agent.into());
+        self.settings.user_agent = Some(user_agent.into());
         self
     }
 
@@ -139,48 +134,16 @@ impl ClientBuilder {
         let token = self.token.ok_or_else(|| {
             Error::Config("no token source: call developer_token, client_credentials or token_source".into())
         })?;
-        let mut config = Config::new();
-        if let Some(base) = &self.upload_base {
-            config = config.with_upload_base(base)?;
-        }
-        for host in self.trusted_hosts {
-            config = config.with_trusted_host(host);
-        }
-        if let Some(ua) = &self.user_agent {
-            config = config.with_user_agent(ua)?;
-        }
-        if let Some(retry) = self.retry {
-            config.retry = retry;
-        }
-        if let Some(max) = self.max_response_bytes {
-            config.max_response_bytes = max;
-        }
-        config.jitter_seed = random_seed();
-        if self.parts_in_flight == Some(0) {
-            return Err(box_upload_core::InputError::ZeroParallelism.into());
-        }
+        let config = self.settings.config(random_jitter_seed())?;
+        let parts_in_flight = self.settings.parts_in_flight;
         let transport = Transport::new(TransportSettings {
             connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             idle_timeout: self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
             overall_timeout: self.overall_timeout,
-            max_idle_per_host: self.parts_in_flight.unwrap_or(box_upload_core::DEFAULT_PARTS_IN_FLIGHT).max(8) + 2,
+            max_idle_per_host: parts_in_flight.unwrap_or(box_upload_core::DEFAULT_PARTS_IN_FLIGHT).max(8) + 2,
         })?;
-        Ok(Client {
-            core: box_upload_core::Client::with_shared_source(config, token),
-            transport,
-            parts_in_flight: self.parts_in_flight,
-        })
+        Ok(Client { core: box_upload_core::Client::with_shared_source(config, token), transport, parts_in_flight })
     }
-}
-
-/// A seed for the core's backoff jitter, so that many clients do not retry in step.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default(),
-    );
-    hasher.finish()
 }
 
 impl Client {

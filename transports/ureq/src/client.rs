@@ -15,12 +15,11 @@ use box_upload_core::operations::{
 };
 use box_upload_core::ResumeFrom;
 use box_upload_core::{
-    ClientCredentials, Config, DeveloperToken, Machine, PartData, ResumeOptions, RetryPolicy, Sha1Digest, TokenSource,
-    UploadRequest, DEFAULT_PARTS_IN_FLIGHT,
+    random_jitter_seed, ClientCredentials, ClientSettings, DeveloperToken, Machine, PartData, ResumeOptions,
+    RetryPolicy, Sha1Digest, TokenSource, UploadRequest, DEFAULT_PARTS_IN_FLIGHT,
 };
 use bytes::Bytes;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// Sends Box's chunked-upload requests with ureq, blocking the calling thread.
@@ -51,35 +50,26 @@ enum Auth {
 
 /// Builds a [`Client`]. A token source is required; everything else has Box's defaults.
 pub struct ClientBuilder {
-    upload_base: Option<String>,
+    core: ClientSettings,
     auth: Auth,
-    parts_in_flight: Option<usize>,
     settings: AgentSettings,
-    trusted_hosts: Vec<String>,
-    retry: Option<RetryPolicy>,
-    max_response_bytes: Option<usize>,
-    user_agent: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("upload_base", &self.upload_base)
+            .field("core", &self.core)
             .field("has_token_source", &matches!(self.auth, Auth::Source(_)))
-            .field("parts_in_flight", &self.parts_in_flight)
             .field("settings", &self.settings)
-            .field("trusted_hosts", &self.trusted_hosts)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
-            upload_base: None,
+            core: ClientSettings::default(),
             auth: Auth::None,
-            parts_in_flight: None,
             settings: AgentSettings {
                 connect_timeout: Some(Duration::from_secs(30)),
                 idle_timeout: Some(Duration::from_secs(120)),
@@ -87,10 +77,6 @@ impl Default for ClientBuilder {
                 max_idle_connections: 16,
                 expect_continue_from: Some(EXPECT_CONTINUE_FROM),
             },
-            trusted_hosts: Vec::new(),
-            retry: None,
-            max_response_bytes: None,
-            user_agent: None,
         }
     }
 }
@@ -100,7 +86,7 @@ impl ClientBuilder {
     /// token. Point it at an emulator with `http://127.0.0.1:PORT/api`.
     #[must_use]
     pub fn upload_base(mut self, url: impl Into<String>) -> Self {
-        self.upload_base = Some(url.into());
+        self.core.upload_base = Some(url.into());
         self
     }
 
@@ -128,7 +114,7 @@ impl ClientBuilder {
     /// [`UploadRequest::parts_in_flight`]; memory is bounded by about this many parts plus one.
     #[must_use]
     pub fn parts_in_flight(mut self, n: usize) -> Self {
-        self.parts_in_flight = Some(n);
+        self.core.parts_in_flight = Some(n);
         self
     }
 
@@ -158,28 +144,28 @@ impl ClientBuilder {
     /// proxy.
     #[must_use]
     pub fn trusted_host(mut self, host: impl Into<String>) -> Self {
-        self.trusted_hosts.push(host.into());
+        self.core.trusted_hosts.push(host.into());
         self
     }
 
     /// Retries, backoff and the commit budget (default [`RetryPolicy::default`]).
     #[must_use]
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
+        self.core.retry = Some(policy);
         self
     }
 
     /// The most bytes of an answer's body read (default: the core's 4 MiB).
     #[must_use]
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
-        self.max_response_bytes = Some(bytes);
+        self.core.max_response_bytes = Some(bytes);
         self
     }
 
     /// Sends `user_agent` instead of the crate's own `User-Agent`.
     #[must_use]
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = Some(user_agent.into());
+        self.core.user_agent = Some(user_agent.into());
         self
     }
 
@@ -194,26 +180,8 @@ impl ClientBuilder {
 
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
-        let mut config = Config::new();
-        if let Some(base) = &self.upload_base {
-            config = config.with_upload_base(base).map_err(|e| Error::Config(format!("upload base: {e}")))?;
-        }
-        for host in self.trusted_hosts {
-            config = config.with_trusted_host(host);
-        }
-        if let Some(ua) = &self.user_agent {
-            config = config.with_user_agent(ua)?;
-        }
-        if let Some(retry) = self.retry {
-            config.retry = retry;
-        }
-        if let Some(max) = self.max_response_bytes {
-            config.max_response_bytes = max;
-        }
-        config.jitter_seed = random_seed();
-        if self.parts_in_flight == Some(0) {
-            return Err(box_upload_core::InputError::ZeroParallelism.into());
-        }
+        let config = self.core.config(random_jitter_seed())?;
+        let parts_in_flight = self.core.parts_in_flight;
         let Auth::Source(source) = self.auth else {
             return Err(Error::Config(
                 "no token source: call developer_token, client_credentials or token_source".into(),
@@ -221,8 +189,8 @@ impl ClientBuilder {
         };
         let core = box_upload_core::Client::new(config, BoxedSource(source));
         let mut settings = self.settings;
-        settings.max_idle_connections = settings.max_idle_connections.max(self.parts_in_flight.unwrap_or(0) + 2);
-        Ok(Client { core, agent: transport::agent(settings), parts_in_flight: self.parts_in_flight })
+        settings.max_idle_connections = settings.max_idle_connections.max(parts_in_flight.unwrap_or(0) + 2);
+        Ok(Client { core, agent: transport::agent(settings), parts_in_flight })
     }
 }
 
@@ -248,14 +216,6 @@ impl TokenSource for BoxedSource {
     fn invalidate(&mut self, token: &box_upload_core::AccessToken) -> bool {
         self.0.invalidate(token)
     }
-}
-
-/// A seed for the backoff jitter, from the standard library's per-process random keys.
-fn random_seed() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher
-        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    hasher.finish()
 }
 
 impl Client {
