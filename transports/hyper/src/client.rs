@@ -166,6 +166,19 @@ impl Client {
         drive(&self.transport, &mut Plain(machine), None, &Hooks::default()).await
     }
 
+    /// Runs any core machine to its output, serving its reads from `source` (e.g. a
+    /// [`BigUpload`](box_upload_core::BigUpload) made with `core().big_upload(..)`): one read at
+    /// a time, in order, each through the machine's `part_builder`.
+    pub async fn drive_with_source<M: Machine + Send>(
+        &self,
+        machine: &mut M,
+        source: Source,
+    ) -> Result<M::Output, Error> {
+        let buffers = self.parts_in_flight.unwrap_or(box_upload_core::DEFAULT_PARTS_IN_FLIGHT).saturating_add(1);
+        let source = source.open(buffers).await?;
+        drive(&self.transport, &mut Plain(machine), Some(source), &Hooks::default()).await
+    }
+
     /// Runs one operation (with the core's token handling and retries).
     pub async fn run<O>(&self, operation: O) -> Result<O::Output, Error>
     where

@@ -98,3 +98,25 @@ async fn bytes_and_reader_sources() {
     assert_eq!(a.sha1, b.sha1);
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_carries_the_whole_file_hash() {
+    // The driver serves reads one at a time, in order, through the machine's part builder, so the
+    // whole-file SHA-1 is computed on the reading thread in the same pass as each part's, and the
+    // machine never hashes on its own (ece2636 once lost this without a test noticing).
+    init_tracing();
+    let emu = Emulator::builder().part_size(5 * MIB).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let size = 40 * MIB + 3;
+    let path = file(dir.path(), "carried.bin", size, 9);
+    let client = client(&emu);
+    for parts_in_flight in [1, 4] {
+        let name = format!("carried-{parts_in_flight}.bin");
+        let request = UploadRequest::new_file("0", &name, size).parts_in_flight(parts_in_flight);
+        let mut machine = client.core().big_upload(request).unwrap();
+        let uploaded = client.drive_with_source(&mut machine, Source::file(&path)).await.unwrap();
+        assert_eq!(uploaded.sha1.as_deref(), Some(sha1_hex_of_file(&path).as_str()));
+        assert_eq!(machine.whole_file_bytes_hashed_here(), 0, "{parts_in_flight} in flight");
+    }
+    emu.shutdown().await;
+}

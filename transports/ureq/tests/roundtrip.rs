@@ -55,3 +55,23 @@ fn uploads_300_mib_with_16_mib_parts() {
 fn uploads_one_part_at_a_time() {
     roundtrip(20_000_001, 8 * MIB, 1, true);
 }
+
+#[test]
+fn every_read_carries_the_whole_file_hash() {
+    // The reader thread gets one read at a time, in order, through the machine's part builder, so
+    // the whole-file SHA-1 is computed in the same pass as each part's and the machine never
+    // hashes on its own (ece2636 once lost this without a test noticing).
+    let emu = emulator(5 * MIB, Faults::none());
+    let dir = tempfile::tempdir().unwrap();
+    let size = 40 * MIB + 3;
+    let (path, sha1) = temp_file(dir.path(), "carried.bin", size, 9);
+    for parts_in_flight in [1, 4] {
+        let client = client(&emu, parts_in_flight);
+        let name = format!("carried-{parts_in_flight}.bin");
+        let mut machine = client.core().big_upload(UploadRequest::new_file("0", name, size)).unwrap();
+        let mut source = Source::file(&path).unwrap();
+        let uploaded = client.drive_with_source(&mut machine, &mut source).unwrap();
+        assert_eq!(uploaded.sha1.as_deref(), Some(sha1.as_str()));
+        assert_eq!(machine.whole_file_bytes_hashed_here(), 0, "{parts_in_flight} in flight");
+    }
+}
