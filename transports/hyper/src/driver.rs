@@ -1,6 +1,7 @@
 //! The driver loop: one short loop around a [`Machine`], in the order the core documents.
-//! Requests run as tasks on the pooled client, reads (with the hashing of each part) on blocking
-//! threads, and the loop waits for whichever finishes first or for the machine's deadline.
+//! Requests run as tasks on the pooled client, reads (with both SHA-1 passes over each part) on a
+//! blocking thread one at a time, and the loop waits for whichever finishes first or for the
+//! machine's deadline.
 
 use crate::source::{OpenSource, ReadDone};
 use crate::transport::Transport;

@@ -3,8 +3,9 @@
 //!
 //! The transport only moves bytes. The core decides everything else: which request comes next,
 //! the token, retries and backoff, what an answer means. This crate runs the core's machines in a
-//! short loop ([`Client::drive`]): requests run as tasks on the connection pool, source reads and
-//! part hashing on blocking threads, and the loop sleeps until the machine's next deadline.
+//! short loop ([`Client::drive`]): requests run as tasks on the connection pool; the source is
+//! read on a blocking thread one part at a time, in order, each chunk hashed while in cache for
+//! its part and the whole file in one pass; the loop sleeps until the machine's next deadline.
 //!
 //! - [`Client::upload`] / [`Client::upload_with`]: the whole big upload from a [`Source`]
 //!   (a file, a stream, or bytes), with progress, an atomic checkpoint file and cancellation

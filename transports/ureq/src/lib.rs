@@ -4,7 +4,8 @@
 //! crate only moves bytes. A [`Client`] holds the core's client and one [`ureq::Agent`] whose
 //! connection pool every request shares. Each call runs a core machine on the calling thread;
 //! requests go out on worker threads (as many as parts in flight, plus one), and the source is read
-//! and each part hashed on one more thread, so the loop stays free while parts are on the wire.
+//! on one more thread, one part at a time, in order, each chunk hashed while in cache for its part
+//! and the whole file in one pass, so the loop stays free while parts are on the wire.
 //! Memory stays under about `(parts_in_flight + 1) × part_size`.
 //!
 //! ```no_run
