@@ -1,18 +1,6 @@
-//! The one surface every transport drives, for single operations and the big upload alike.
-//!
-//! A machine is a value that does no I/O. A driver repeats, in this order:
-//! 1. [`poll_event`](Machine::poll_event) until `None`, and [`poll_output`](Machine::poll_output):
-//!    `Some` ends the run;
-//! 2. [`poll_read`](Machine::poll_read) until `None`, reading each range of the source and handing
-//!    it back with [`handle_read`](Machine::handle_read) (as soon as it can, in any order);
-//! 3. [`poll_transmit`](Machine::poll_transmit) until `None`, sending each request;
-//! 4. waits for an answer, a read, or the instant of [`poll_timeout`](Machine::poll_timeout), and
-//!    passes it in with `handle_response`, `handle_transport_error`, `handle_read` or
-//!    `handle_timeout`.
-//!
-//! The `Instant`s handed in must never go backwards. Spurious `handle_timeout` calls are harmless.
-//! The machine bounds its own work: it offers no further read or request while its limit of parts
-//! in flight is reached, so a driver that obeys it holds at most that many parts in memory.
+//! The one surface every transport drives, for single operations and the big upload alike: the
+//! [`Machine`] trait (its docs give the order of calls), what goes in and out of it, and the
+//! builder that reads and hashes a part.
 
 use crate::digest::{FileHasher, Sha1Digest};
 use crate::error::{Error, SourceError, TransportError};
@@ -333,8 +321,23 @@ pub enum Event {
     Finished,
 }
 
-/// A sans-IO state machine a driver runs to completion. See the [module docs](self) for the order
-/// of calls.
+/// A sans-IO state machine a driver runs to completion.
+///
+/// A machine is a value that does no I/O. A driver repeats, in this order:
+/// 1. [`poll_event`](Machine::poll_event) until `None`, and [`poll_output`](Machine::poll_output):
+///    `Some` ends the run;
+/// 2. [`poll_read`](Machine::poll_read) until `None`, reading each range of the source and handing
+///    it back with [`handle_read`](Machine::handle_read). Any order is correct; serving reads one
+///    at a time, in order, each into the builder from [`part_builder`](Machine::part_builder),
+///    lets each read carry the whole-file SHA-1 in the same pass as the part's;
+/// 3. [`poll_transmit`](Machine::poll_transmit) until `None`, sending each request;
+/// 4. waits for an answer, a read, or the instant of [`poll_timeout`](Machine::poll_timeout), and
+///    passes it in with `handle_response`, `handle_transport_error`, `handle_read` or
+///    `handle_timeout`.
+///
+/// The `Instant`s handed in must never go backwards. Spurious `handle_timeout` calls are harmless.
+/// The machine bounds its own work: it offers no further read or request while its limit of parts
+/// in flight is reached, so a driver that obeys it holds at most that many parts in memory.
 pub trait Machine {
     /// What a successful run gives.
     type Output;
@@ -372,9 +375,10 @@ pub trait Machine {
     fn handle_timeout(&mut self, now: Instant);
 
     /// A builder for the bytes of `read`, filling `buf`. Drivers that read into a
-    /// [`PartBuilder`] should get it here: for the read that comes next in file order, the big
-    /// upload hands over its whole-file hasher, so both SHA-1 passes run on each chunk while it is
-    /// in cache, on the reading thread.
+    /// [`PartBuilder`] should get it here, when the read starts: if every earlier read has been
+    /// handed back, the big upload hands over its whole-file hasher, so both SHA-1 passes run on
+    /// each chunk while it is in cache, in one pass, on the reading thread. Reads started while
+    /// another is out get a plain builder, and the machine hashes their bytes again itself.
     fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
         let _ = read;
         PartBuilder::new(buf)
