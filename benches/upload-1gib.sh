@@ -23,9 +23,10 @@
 #   --out FILE     where to write the results (default benches/results.md for 1024 MiB,
 #                  benches/results-<N>mib.md for other sizes; `-` for none)
 #   --no-build     use the binaries already built in $CARGO_TARGET_DIR/release
-#   --at REV       build the Rust binaries from commit REV (a `git archive` of it in a temporary
+#   --at REV       build the Rust clients from commit REV (a `git archive` of it in a temporary
 #                  directory, built in $CARGO_TARGET_DIR/at-rev) instead of the work tree, e.g.
-#                  `--at HEAD` while others have uncommitted work in progress
+#                  `--at HEAD` while others have uncommitted work in progress; the emulator is
+#                  always the work tree's, so every run meets the same one
 #   --latency-ms N the emulator waits N ms before handling each upload-session request, a stand-in
 #                  for real Box's round trip and server time (results go to results-latency<N>ms.md)
 #   --extra LABEL:PARTS:BINARY  also run BINARY (an upload_bench-style program: `BINARY UPLOAD_BASE
@@ -103,6 +104,9 @@ trap 'exit 130' INT TERM
 
 # 1. Binaries (release).
 REL="$CARGO_TARGET_DIR/release"
+# The emulator always comes from the work tree, so runs of clients built from other commits
+# (--at) meet the same emulator, with the same options.
+EMULATOR="$CARGO_TARGET_DIR/release/box-upload-emulator"
 SRC="$ROOT"
 BUILT_FROM="work tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 if [ -n "$AT" ]; then
@@ -117,11 +121,12 @@ if [ -n "$AT" ]; then
   find "$SRC" -type f -exec touch {} +
   export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/at-rev"
   REL="$CARGO_TARGET_DIR/release"
-  BUILT_FROM="commit $commit"
+  BUILT_FROM="commit $commit (the emulator from the work tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 fi
 if [ "$BUILD" = 1 ]; then
-  rm -f "$REL/box-upload-emulator" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_bench_ureq"
-  (cd "$SRC" && cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator) \
+  rm -f "$EMULATOR" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_bench_ureq"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$(dirname "$(dirname "$EMULATOR")")" \
+    cargo build --quiet --release -p box-upload-conformance --bin box-upload-emulator) \
     || die "cargo build of the emulator failed"
   if ! grep -q upload_bench_hyper <(ls "$SRC/transports/hyper/examples"); then
     # Commits before the examples were renamed (--at): both were `upload_bench`; build each and
@@ -136,7 +141,6 @@ if [ "$BUILD" = 1 ]; then
       -p box-upload-ureq --example upload_bench_ureq) || die "cargo build of the examples failed"
   fi
 fi
-EMULATOR="$REL/box-upload-emulator"
 for b in "$EMULATOR" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_bench_ureq"; do
   [ -x "$b" ] || die "$b is missing (run without --no-build)"
 done
