@@ -52,4 +52,64 @@ impl Client {
     pub fn resume(&self, checkpoint: Checkpoint, options: ResumeOptions) -> Result<BigUpload, InputError> {
         BigUpload::resume(self, checkpoint, options)
     }
+
+    /// The big upload of a source whose size and identity a driver knows (see [`SourceFacts`]):
+    /// a `file_size` of 0 is taken from the source, another size than the source's is refused
+    /// ([`InputError::SizeMismatch`]), the source's fingerprint goes into the checkpoint unless
+    /// the request names one, and `parts_in_flight` (a client-wide setting) overrides the
+    /// request's. Every driver starts uploads through here, so they all decide alike.
+    pub fn start_upload(
+        &self,
+        mut request: UploadRequest,
+        source: &SourceFacts,
+        parts_in_flight: Option<usize>,
+    ) -> Result<BigUpload, InputError> {
+        if let Some(n) = parts_in_flight {
+            request.parts_in_flight = n;
+        }
+        if let Some(actual) = source.size {
+            if request.file_size == 0 {
+                request.file_size = actual;
+            } else if request.file_size != actual {
+                return Err(InputError::SizeMismatch { declared: request.file_size, actual });
+            }
+        }
+        if request.source_fingerprint.is_none() {
+            request.source_fingerprint.clone_from(&source.fingerprint);
+        }
+        self.big_upload(request)
+    }
+
+    /// The resume of `checkpoint` from a source a driver knows: the source's size and
+    /// fingerprint fill `options` where it leaves them empty (so a checkpoint of another file,
+    /// or of this one changed, is refused), and `parts_in_flight` overrides the options'.
+    pub fn start_resume(
+        &self,
+        checkpoint: Checkpoint,
+        mut options: ResumeOptions,
+        source: &SourceFacts,
+        parts_in_flight: Option<usize>,
+    ) -> Result<BigUpload, InputError> {
+        if let Some(n) = parts_in_flight {
+            options.parts_in_flight = n;
+        }
+        if options.file_size.is_none() {
+            options.file_size = source.size;
+        }
+        if options.source_fingerprint.is_none() {
+            options.source_fingerprint.clone_from(&source.fingerprint);
+        }
+        self.resume(checkpoint, options)
+    }
+}
+
+/// What a driver knows of its source before an upload starts: its size (files and bytes know
+/// it, streams do not) and its fingerprint (files only: see
+/// [`FileFingerprint`](crate::FileFingerprint)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceFacts {
+    /// The size in bytes, when known.
+    pub size: Option<u64>,
+    /// The fingerprint recorded in checkpoints, when the source has an identity.
+    pub fingerprint: Option<String>,
 }

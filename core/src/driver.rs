@@ -383,4 +383,20 @@ pub trait Machine {
         let _ = read;
         PartBuilder::new(buf)
     }
+
+    /// The state to save so a later run can resume this one, when the machine has such a state
+    /// (the big upload, once its session exists). A driver saves it after each
+    /// [`Event::CheckpointUpdated`] or [`Event::SessionCreated`].
+    fn checkpoint(&self) -> Option<crate::upload::Checkpoint> {
+        None
+    }
+
+    /// Asks the machine to stop: it sends and reads nothing more, winds down (the big upload
+    /// aborts its session unless `keep_session`) and then gives [`Error::Cancelled`]. `false` when
+    /// the machine cannot wind down by itself: the driver then ends the run at once, with
+    /// [`Error::Cancelled`].
+    fn cancel(&mut self, keep_session: bool) -> bool {
+        let _ = keep_session;
+        false
+    }
 }

@@ -164,6 +164,14 @@ pub enum InputError {
     /// A list-parts page size over Box's 1000.
     #[error("limit {0} is over Box's maximum of 1000")]
     LimitTooLarge(u64),
+    /// The source's size is not the one the request declares.
+    #[error("the source has {actual} bytes but the request declares {declared}")]
+    SizeMismatch {
+        /// The size in the request.
+        declared: u64,
+        /// The size of the source.
+        actual: u64,
+    },
 }
 
 /// Box answered something the core cannot use.

@@ -52,7 +52,7 @@ pub use auth::{
 };
 pub use buffers::PartBuffers;
 pub use call::Call;
-pub use client::Client;
+pub use client::{Client, SourceFacts};
 pub use content_range::{ContentRange, ContentRangeError};
 pub use digest::{DigestError, FileHasher, Sha1Digest};
 pub use driver::{

@@ -1020,6 +1020,15 @@ impl Machine for BigUpload {
             _ => PartBuilder::new(buf),
         }
     }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        BigUpload::checkpoint(self)
+    }
+
+    fn cancel(&mut self, keep_session: bool) -> bool {
+        BigUpload::cancel(self, keep_session);
+        true
+    }
 }
 
 fn create_request(settings: &Settings) -> Result<Box<dyn CreateOp>, InputError> {

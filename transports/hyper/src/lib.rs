@@ -2,10 +2,14 @@
 //! keep-alive HTTP/1.1 client, HTTPS through rustls (ring, Mozilla roots), plain HTTP for loopback.
 //!
 //! The transport only moves bytes. The core decides everything else: which request comes next,
-//! the token, retries and backoff, what an answer means. This crate runs the core's machines in a
-//! short loop ([`Client::drive`]): requests run as tasks on the connection pool; the source is
-//! read on a blocking thread one part at a time, in order, each chunk hashed while in cache for
-//! its part and the whole file in one pass; the loop sleeps until the machine's next deadline.
+//! the token, retries and backoff, what an answer means. Everything above the wire (sources,
+//! checkpoints, options, errors, the builder, the reading thread, the run of a machine) is
+//! [`box_upload_driver`]'s, shared with the blocking transport (`box-upload-ureq`), so both
+//! behave alike. This crate adds the wire (`transport.rs`: send one request, read a bounded
+//! answer) and the async loop (`driver.rs`): requests run as tasks on the connection pool; the
+//! source is read on the shared reading thread one part at a time, in order, each chunk hashed
+//! while in cache for its part and the whole file in one pass; the loop sleeps until the
+//! machine's next deadline.
 //!
 //! - [`Client::upload`] / [`Client::upload_with`]: the whole big upload from a [`Source`]
 //!   (a file, a stream, or bytes), with progress, an atomic checkpoint file and cancellation
@@ -13,7 +17,7 @@
 //! - The thirteen single operations (`create_upload_session`, `upload_file_part_by_id`, ...), and
 //!   [`Client::run`] for any [`Operation`](box_upload_core::operations::Operation).
 //!
-//! Memory stays under about `(parts_in_flight + 1) × part_size` whatever the file size: the core
+//! Memory stays under about `(parts_in_flight + 2) × part_size` whatever the file size: the core
 //! asks for no more reads while its parts in flight are held, and parts are never copied on the
 //! way to the socket.
 //!
@@ -43,21 +47,18 @@
 
 mod client;
 mod driver;
-mod error;
-mod source;
 mod transport;
-mod upload;
 
 pub use box_upload_core as core;
 pub use box_upload_core::models;
 pub use box_upload_core::operations;
-pub use box_upload_core::ResumeFrom;
 pub use box_upload_core::{
-    BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeOptions, RetryPolicy,
-    Sha1Digest, SourceError, TokenSource, UploadRequest,
+    BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom, ResumeOptions,
+    RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
 };
-pub use client::{load_checkpoint, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
-pub use error::Error;
-pub use source::Source;
-pub use tokio_util::sync::CancellationToken;
-pub use upload::UploadOptions;
+pub use box_upload_driver;
+pub use box_upload_driver::{
+    load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+};
+pub use client::{Client, ClientBuilder, Hyper};

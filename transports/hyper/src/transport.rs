@@ -2,6 +2,7 @@
 //! No Box knowledge, no retries: the core decides what a failure means.
 
 use crate::Error;
+use box_upload_driver::Settings;
 use box_upload_core::{Transmit, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http::Response;
@@ -24,11 +25,10 @@ const BODY_SLICE: usize = 64 * 1024;
 
 /// Timeouts and pool size of the HTTP client.
 #[derive(Clone, Debug)]
-pub(crate) struct TransportSettings {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) overall_timeout: Option<Duration>,
-    pub(crate) max_idle_per_host: usize,
+struct TransportSettings {
+    idle_timeout: Duration,
+    overall_timeout: Option<Duration>,
+    expect_continue: bool,
 }
 
 /// The HTTP client shared by every run of a [`Client`](crate::Client).
@@ -39,7 +39,7 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(settings: TransportSettings) -> Result<Self, Error> {
+    pub(crate) fn new(settings: &Settings) -> Result<Self, Error> {
         let mut connector = HttpConnector::new();
         connector.enforce_http(false);
         connector.set_nodelay(true);
@@ -53,15 +53,23 @@ impl Transport {
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.idle_timeout)
-            .pool_max_idle_per_host(settings.max_idle_per_host)
+            .pool_max_idle_per_host(settings.pool_size())
             .build(https);
+        let settings = TransportSettings {
+            idle_timeout: settings.idle_timeout,
+            overall_timeout: settings.overall_timeout,
+            expect_continue: settings.expect_continue,
+        };
         Ok(Self { http, settings })
     }
 
     /// Sends `transmit` and reads its answer (at most `max_response_bytes` of body). Redirects are
     /// answers like any other: they are handed back, never followed.
     pub(crate) async fn send(&self, transmit: Transmit) -> Result<Response<Bytes>, TransportError> {
-        let Transmit { kind, request, max_response_bytes, .. } = transmit;
+        let Transmit { kind, mut request, max_response_bytes, .. } = transmit;
+        if self.settings.expect_continue {
+            box_upload_driver::expect_continue(&mut request);
+        }
         let span = tracing::debug_span!(
             "box_request",
             method = %request.method(),

@@ -6,7 +6,7 @@ mod common;
 use box_upload_conformance::{Emulator, FaultAction, Faults, Op, Trigger};
 use box_upload_hyper::core::{ApiError, Error as CoreError};
 use box_upload_hyper::{
-    BoxSubject, CancellationToken, Client, ClientCredentials, Error, ResumeOptions, Source, SourceError, UploadOptions,
+    BoxSubject, CancelToken, Client, ClientCredentials, Error, ResumeOptions, Source, SourceError, UploadOptions,
     UploadRequest,
 };
 use common::{builder, client, file, init_tracing, same_content, MIB};
@@ -100,7 +100,7 @@ async fn cancel_keep_session_then_resume_sends_only_missing_parts() {
     let checkpoint = dir.path().join("r.checkpoint.json");
     let client = builder(&emu).parts_in_flight(2).build().unwrap();
 
-    let cancel = CancellationToken::new();
+    let cancel = CancelToken::new();
     let trigger = cancel.clone();
     let options = UploadOptions::new()
         .checkpoint_file(&checkpoint)
@@ -116,7 +116,7 @@ async fn cancel_keep_session_then_resume_sends_only_missing_parts() {
     assert!(err.is_cancelled(), "{err}");
     assert_eq!(emu.session_ids().len(), 1, "the session was kept");
     assert_eq!(emu.counters().requests(Op::Abort), 0);
-    let saved = box_upload_hyper::load_checkpoint(&checkpoint).await.unwrap();
+    let saved = box_upload_hyper::load_checkpoint(&checkpoint).unwrap();
     assert!(saved.parts.len() >= 6, "checkpoint has {} parts", saved.parts.len());
     assert!((saved.parts.len() as u64) < total_parts);
 
@@ -146,7 +146,7 @@ async fn resume_refuses_another_file() {
     let path = file(dir.path(), "a.bin", 20_000_001, 9);
     let checkpoint = dir.path().join("a.checkpoint.json");
     let client = builder(&emu).parts_in_flight(1).build().unwrap();
-    let cancel = CancellationToken::new();
+    let cancel = CancelToken::new();
     let trigger = cancel.clone();
     let options = UploadOptions::new()
         .checkpoint_file(&checkpoint)
@@ -169,7 +169,7 @@ async fn cancel_without_keep_aborts_the_session() {
     init_tracing();
     let emu = Emulator::builder().part_size(MIB).start().await.unwrap();
     let client = builder(&emu).parts_in_flight(2).build().unwrap();
-    let cancel = CancellationToken::new();
+    let cancel = CancelToken::new();
     let trigger = cancel.clone();
     let options = UploadOptions::new().cancel_token(cancel).on_progress(move |p| {
         if p.parts_acknowledged >= 2 {

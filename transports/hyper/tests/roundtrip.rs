@@ -3,6 +3,7 @@
 
 mod common;
 
+use box_upload_hyper::UploadOptions;
 use box_upload_conformance::{Emulator, Op};
 use box_upload_hyper::{Source, UploadRequest};
 use common::{client, file, init_tracing, same_content, sha1_hex_of_file, MIB};
@@ -114,7 +115,7 @@ async fn every_read_carries_the_whole_file_hash() {
         let name = format!("carried-{parts_in_flight}.bin");
         let request = UploadRequest::new_file("0", &name, size).parts_in_flight(parts_in_flight);
         let mut machine = client.core().big_upload(request).unwrap();
-        let uploaded = client.drive_with_source(&mut machine, Source::file(&path)).await.unwrap();
+        let uploaded = client.drive_with(&mut machine, Source::file(&path), UploadOptions::new()).await.unwrap();
         assert_eq!(uploaded.sha1.as_deref(), Some(sha1_hex_of_file(&path).as_str()));
         assert_eq!(machine.whole_file_bytes_hashed_here(), 0, "{parts_in_flight} in flight");
     }

@@ -93,7 +93,7 @@ async fn size_must_match_the_source() {
         .upload(Source::bytes(vec![0u8; 20_000_001]), UploadRequest::new_file("0", "s.bin", 20_000_002))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { declared: 20_000_002, actual: 20_000_001 }), "{err}");
+    assert!(matches!(err, Error::Core(box_upload_core::Error::Input(box_upload_core::InputError::SizeMismatch { declared: 20_000_002, actual: 20_000_001 }))), "{err}");
     let err = client(&emu)
         .upload(Source::file("/nonexistent/box-upload-test"), UploadRequest::new_file("0", "s.bin", 0))
         .await

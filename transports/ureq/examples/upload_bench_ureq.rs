@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let folder = args.next().unwrap_or_else(|| "0".into());
     let token = std::env::var("BOX_TOKEN").unwrap_or_else(|_| "test-token".into());
     let client = Client::builder().upload_base(base).developer_token(token).parts_in_flight(parts).build()?;
-    let source = Source::file(&path)?;
+    let source = Source::file(&path);
     let size = source.len().unwrap_or_default();
     let name = format!("bench-{}-{}.bin", parts, std::process::id());
     let started = Instant::now();

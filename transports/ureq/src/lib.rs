@@ -1,30 +1,32 @@
 //! Blocking (ureq) transport for [`box_upload_core`]: Box's chunked uploads from synchronous code.
 //!
-//! The core decides everything (what to send, retries, tokens, the part plan, the commit); this
-//! crate only moves bytes. A [`Client`] holds the core's client and one [`ureq::Agent`] whose
-//! connection pool every request shares. Each call runs a core machine on the calling thread;
-//! requests go out on worker threads (as many as parts in flight, plus one), and the source is read
-//! on one more thread, one part at a time, in order, each chunk hashed while in cache for its part
-//! and the whole file in one pass, so the loop stays free while parts are on the wire.
-//! Memory stays under about `(parts_in_flight + 1) × part_size`.
+//! The core decides everything (what to send, retries, tokens, the part plan, the commit).
+//! Everything above the wire (sources, checkpoints, options, errors, the builder, the reading
+//! thread, the run of a machine) is [`box_upload_driver`]'s, shared with the async transport
+//! (`box-upload-hyper`), so both behave alike. This crate adds the wire (`transport.rs`: one
+//! request over a shared [`ureq::Agent`], a bounded answer) and the blocking loop
+//! (`driver.rs`): each call runs a core machine on the calling thread; requests go out on worker
+//! threads (as many as parts in flight, plus two, started as needed); the source is read on the
+//! shared reading thread, one part at a time, in order, each chunk hashed while in cache for its
+//! part and the whole file in one pass. Memory stays under about
+//! `(parts_in_flight + 2) × part_size`.
 //!
 //! ```no_run
-//! use box_upload_ureq::{CancelFlag, Client, Source, UploadOptions, UploadRequest};
+//! use box_upload_ureq::{CancelToken, Client, Source, UploadOptions, UploadRequest};
 //!
 //! # fn main() -> Result<(), box_upload_ureq::Error> {
 //! let client = Client::builder()
 //!     .developer_token("DEVELOPER_TOKEN")
 //!     .parts_in_flight(4)
 //!     .build()?;
-//! let source = Source::file("video.mp4")?;
-//! let size = source.len().unwrap_or_default();
-//! let cancel = CancelFlag::new();
+//! let cancel = CancelToken::new();
 //! let options = UploadOptions::new()
 //!     .on_progress(|p| eprintln!("{}/{} bytes", p.bytes_acknowledged, p.total_bytes))
 //!     .checkpoint_file("video.mp4.box-upload.json")
-//!     .cancel_flag(cancel.clone())
+//!     .cancel_token(cancel.clone())
 //!     .keep_session_on_cancel(true);
-//! let file = client.upload_with(source, UploadRequest::new_file("0", "video.mp4", size), options)?;
+//! // A file size of 0 is taken from the file.
+//! let file = client.upload_with(Source::file("video.mp4"), UploadRequest::new_file("0", "video.mp4", 0), options)?;
 //! println!("uploaded file {} (sha1 {:?})", file.id, file.sha1);
 //! # Ok(()) }
 //! ```
@@ -41,18 +43,18 @@
 
 mod client;
 mod driver;
-mod error;
-mod source;
 mod transport;
-mod upload;
 
-pub use box_upload_core;
-pub use box_upload_core::models::FileFull;
-pub use box_upload_core::ResumeFrom;
+pub use box_upload_core as core;
+pub use box_upload_core::models;
+pub use box_upload_core::operations;
 pub use box_upload_core::{
-    BoxSubject, Checkpoint, ClientCredentials, Event, Progress, ResumeOptions, RetryPolicy, UploadRequest,
+    BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom, ResumeOptions,
+    RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
 };
-pub use client::{Client, ClientBuilder};
-pub use error::Error;
-pub use source::Source;
-pub use upload::{load_checkpoint, save_checkpoint, CancelFlag, UploadOptions};
+pub use box_upload_driver;
+pub use box_upload_driver::{
+    load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+};
+pub use client::{Client, ClientBuilder, Ureq};

@@ -1,60 +1,52 @@
 //! One request over ureq: send the core's `http::Request<Bytes>`, hand back every header and at
 //! most `max_response_bytes` of the body, and name failures with the core's kinds.
 
+use box_upload_driver::Settings;
 use box_upload_core::{RequestKind, Transmit, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use std::io;
-use std::time::{Duration, Instant};
-
-/// Timeouts and pool settings of the shared agent.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AgentSettings {
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) overall_timeout: Option<Duration>,
-    pub(crate) max_idle_connections: usize,
-    /// Ask for `100-continue` before sending bodies of at least this many bytes.
-    pub(crate) expect_continue_from: Option<usize>,
-}
+use std::time::Instant;
 
 /// The ureq agent every worker shares (its pool keeps connections alive between requests), and
 /// how requests are sent with it.
 #[derive(Clone)]
 pub(crate) struct Agent {
     pub(crate) agent: ureq::Agent,
-    pub(crate) expect_continue_from: Option<usize>,
+    pub(crate) expect_continue: bool,
 }
 
-/// The one agent every worker shares.
-pub(crate) fn agent(settings: AgentSettings) -> Agent {
-    Agent { agent: ureq_agent(settings), expect_continue_from: settings.expect_continue_from }
-}
-
-fn ureq_agent(settings: AgentSettings) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(ureq::config::AutoHeaderValue::None)
-        .accept(ureq::config::AutoHeaderValue::None)
-        .timeout_connect(settings.connect_timeout)
-        .timeout_per_read(settings.idle_timeout)
-        .timeout_per_write(settings.idle_timeout)
-        .timeout_per_call(settings.overall_timeout)
-        .max_idle_connections(settings.max_idle_connections)
-        .max_idle_connections_per_host(settings.max_idle_connections)
-        .build()
-        .new_agent()
+impl Agent {
+    /// The agent the settings describe: no redirects followed, every status an answer, no proxy
+    /// from the environment (the same in every transport), bounded timeouts.
+    pub(crate) fn new(settings: &Settings) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
+            .timeout_connect(Some(settings.connect_timeout))
+            .timeout_per_read(Some(settings.idle_timeout))
+            .timeout_per_write(Some(settings.idle_timeout))
+            .timeout_per_call(settings.overall_timeout)
+            .max_idle_connections(settings.pool_size())
+            .max_idle_connections_per_host(settings.pool_size())
+            .build()
+            .new_agent();
+        Self { agent, expect_continue: settings.expect_continue }
+    }
 }
 
 /// Sends `transmit` and reads its answer; logs the method, kind, path, status and time taken
 /// (never headers or bodies).
-pub(crate) fn send(
-    agent: &ureq::Agent,
-    transmit: Transmit,
-    expect_continue_from: Option<usize>,
-) -> Result<Response<Bytes>, TransportError> {
-    let Transmit { id, kind, request, max_response_bytes } = transmit;
+pub(crate) fn send(agent: &Agent, transmit: Transmit) -> Result<Response<Bytes>, TransportError> {
+    let Transmit { id, kind, mut request, max_response_bytes } = transmit;
+    if agent.expect_continue {
+        // A server that refuses the request (401, 429, 5xx) answers before the body is sent,
+        // instead of closing the connection under it, and the answer reaches the core.
+        box_upload_driver::expect_continue(&mut request);
+    }
     let span = tracing::debug_span!(
         "box_request",
         id = id.0,
@@ -64,7 +56,7 @@ pub(crate) fn send(
     );
     let _enter = span.enter();
     let started = Instant::now();
-    let result = exchange(agent, kind, request, max_response_bytes, expect_continue_from);
+    let result = exchange(&agent.agent, kind, request, max_response_bytes);
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
         Ok(response) => tracing::debug!(
@@ -83,14 +75,8 @@ fn exchange(
     _kind: RequestKind,
     request: Request<Bytes>,
     max_response_bytes: usize,
-    expect_continue_from: Option<usize>,
 ) -> Result<Response<Bytes>, TransportError> {
-    let (mut parts, body) = request.into_parts();
-    if expect_continue_from.is_some_and(|min| body.len() >= min) && !parts.headers.contains_key(http::header::EXPECT) {
-        // A server that refuses the request (401, 429, 5xx) answers before the body is sent,
-        // instead of closing the connection under it, and the answer reaches the core.
-        parts.headers.insert(http::header::EXPECT, http::HeaderValue::from_static("100-continue"));
-    }
+    let (parts, body) = request.into_parts();
     let takes_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
     let response = if body.is_empty() && !takes_body {
         agent.run(Request::from_parts(parts, ()))

@@ -5,9 +5,9 @@
 mod common;
 
 use box_upload_conformance::{Emulator, FaultAction, Faults, Op, Trigger};
-use box_upload_ureq::box_upload_core::{self, SourceError};
+use box_upload_ureq::core::{self as box_upload_core, SourceError};
 use box_upload_ureq::{
-    load_checkpoint, BoxSubject, CancelFlag, Client, ClientCredentials, Error, ResumeOptions, Source, UploadOptions,
+    load_checkpoint, BoxSubject, CancelToken, Client, ClientCredentials, Error, ResumeOptions, Source, UploadOptions,
     UploadRequest,
 };
 use common::{assert_same_file, client, emulator, fast_retries, temp_file, MIB};
@@ -25,7 +25,7 @@ fn new_version_with_if_match_then_a_stale_etag_is_refused() {
     let size = 20_000_001;
     let (path, sha1) = temp_file(dir.path(), "v2.bin", size, 1);
     let request = UploadRequest::new_version(old.id.clone(), size).if_match(old.etag.clone());
-    let file = client.upload(Source::file(&path).unwrap(), request).unwrap();
+    let file = client.upload(Source::file(&path), request).unwrap();
     assert_eq!(file.id, old.id);
     let now = emu.file_info(&old.id).unwrap();
     assert_eq!(now.sha1, sha1);
@@ -35,7 +35,7 @@ fn new_version_with_if_match_then_a_stale_etag_is_refused() {
     // The old etag is stale now: the commit answers 412 and nothing changes.
     let (path3, _) = temp_file(dir.path(), "v3.bin", size, 2);
     let stale = UploadRequest::new_version(old.id.clone(), size).if_match(old.etag.clone());
-    let err = client.upload(Source::file(&path3).unwrap(), stale).unwrap_err();
+    let err = client.upload(Source::file(&path3), stale).unwrap_err();
     match err.core() {
         Some(box_upload_core::Error::Api(api)) => assert_eq!(api.status, 412, "{err}"),
         other => panic!("expected a 412, got {other:?}"),
@@ -67,7 +67,7 @@ fn uploads_are_byte_exact_under_injected_faults() {
     let seen = Arc::clone(&events);
     let options = UploadOptions::new().on_event(move |e| seen.lock().unwrap().push(e.clone()));
     let file = client
-        .upload_with(Source::file(&path).unwrap(), UploadRequest::new_file(folder, "faulty.bin", size), options)
+        .upload_with(Source::file(&path), UploadRequest::new_file(folder, "faulty.bin", size), options)
         .unwrap();
     let info = emu.file_info(&file.id).unwrap();
     assert_eq!(info.sha1, sha1);
@@ -139,11 +139,11 @@ fn cancel_keeping_the_session_then_resume_sends_only_the_missing_parts() {
     let folder = emu.create_folder("r").unwrap();
     let client = client(&emu, 2);
 
-    let cancel = CancelFlag::new();
+    let cancel = CancelToken::new();
     let flag = cancel.clone();
     let options = UploadOptions::new()
         .checkpoint_file(&checkpoint)
-        .cancel_flag(cancel.clone())
+        .cancel_token(cancel.clone())
         .keep_session_on_cancel(true)
         .on_progress(move |p| {
             if p.parts_acknowledged >= 6 {
@@ -151,7 +151,7 @@ fn cancel_keeping_the_session_then_resume_sends_only_the_missing_parts() {
             }
         });
     let err = client
-        .upload_with(Source::file(&path).unwrap(), UploadRequest::new_file(folder.clone(), "resume.bin", size), options)
+        .upload_with(Source::file(&path), UploadRequest::new_file(folder.clone(), "resume.bin", size), options)
         .unwrap_err();
     assert!(err.is_cancelled(), "{err}");
     assert_eq!(emu.session_ids().len(), 1, "the session was kept");
@@ -163,7 +163,7 @@ fn cancel_keeping_the_session_then_resume_sends_only_the_missing_parts() {
     assert_eq!(before.parts_stored, before.requests(Op::UploadPart));
     assert!(before.parts_stored >= saved.parts.len() as u64);
 
-    let file = client.resume(checkpoint.clone(), Source::file(&path).unwrap(), ResumeOptions::default()).unwrap();
+    let file = client.resume(checkpoint.clone(), Source::file(&path), ResumeOptions::default()).unwrap();
     let after = emu.counters();
     assert_eq!(
         after.requests(Op::UploadPart) - before.requests(Op::UploadPart),
@@ -184,9 +184,9 @@ fn cancel_without_keeping_the_session_aborts_it() {
     let emu = emulator(MIB, Faults::none());
     let folder = emu.create_folder("c").unwrap();
     let client = client(&emu, 2);
-    let cancel = CancelFlag::new();
+    let cancel = CancelToken::new();
     let flag = cancel.clone();
-    let options = UploadOptions::new().cancel_flag(cancel).on_progress(move |p| {
+    let options = UploadOptions::new().cancel_token(cancel).on_progress(move |p| {
         if p.parts_acknowledged >= 2 {
             flag.cancel();
         }
@@ -210,10 +210,10 @@ fn resume_refuses_another_file() {
     let emu = emulator(MIB, Faults::none());
     let folder = emu.create_folder("x").unwrap();
     let client = client(&emu, 1);
-    let cancel = CancelFlag::new();
+    let cancel = CancelToken::new();
     let flag = cancel.clone();
     let options =
-        UploadOptions::new().checkpoint_file(&checkpoint).cancel_flag(cancel).keep_session_on_cancel(true).on_progress(
+        UploadOptions::new().checkpoint_file(&checkpoint).cancel_token(cancel).keep_session_on_cancel(true).on_progress(
             move |p| {
                 if p.parts_acknowledged >= 1 {
                     flag.cancel();
@@ -221,10 +221,10 @@ fn resume_refuses_another_file() {
             },
         );
     let err = client
-        .upload_with(Source::file(&path).unwrap(), UploadRequest::new_file(folder, "a.bin", size), options)
+        .upload_with(Source::file(&path), UploadRequest::new_file(folder, "a.bin", size), options)
         .unwrap_err();
     assert!(err.is_cancelled());
-    let err = client.resume(checkpoint.clone(), Source::file(&other).unwrap(), ResumeOptions::default()).unwrap_err();
+    let err = client.resume(checkpoint.clone(), Source::file(&other), ResumeOptions::default()).unwrap_err();
     assert!(
         matches!(err.core(), Some(box_upload_core::Error::Input(box_upload_core::InputError::CheckpointMismatch(_)))),
         "{err}"
@@ -253,7 +253,7 @@ fn a_file_that_changes_during_the_upload_is_never_committed() {
     });
     let err = client
         .upload_with(
-            Source::file(&path).unwrap(),
+            Source::file(&path),
             UploadRequest::new_file(folder.clone(), "changing.bin", size),
             options,
         )
@@ -285,7 +285,7 @@ fn a_file_that_grows_is_refused() {
         }
     });
     let err = client
-        .upload_with(Source::file(&path).unwrap(), UploadRequest::new_file(folder, "growing.bin", size), options)
+        .upload_with(Source::file(&path), UploadRequest::new_file(folder, "growing.bin", size), options)
         .unwrap_err();
     assert!(matches!(err.core(), Some(box_upload_core::Error::Source(_))), "{err}");
     assert_eq!(emu.counters().commits, 0);
@@ -367,7 +367,7 @@ fn a_size_mismatch_is_refused_before_any_request() {
     let client = client(&emu, 2);
     let err =
         client.upload(Source::bytes(vec![0u8; 100]), UploadRequest::new_file("0", "x.bin", 20_000_000)).unwrap_err();
-    assert!(matches!(err, Error::SizeMismatch { declared: 20_000_000, actual: 100 }), "{err}");
+    assert!(matches!(err, Error::Core(box_upload_core::Error::Input(box_upload_core::InputError::SizeMismatch { declared: 20_000_000, actual: 100 }))), "{err}");
     let err = client.upload(Source::bytes(vec![0u8; 100]), UploadRequest::new_file("0", "x.bin", 100)).unwrap_err();
     assert!(matches!(err.core(), Some(box_upload_core::Error::Input(_))), "{err}");
     assert_eq!(emu.counters().total_requests(), 0);

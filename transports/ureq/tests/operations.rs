@@ -5,8 +5,8 @@
 mod common;
 
 use box_upload_conformance::{FaultAction, Faults, Op, Trigger};
-use box_upload_ureq::box_upload_core::operations::{CommitResponse, GetUploadSession};
-use box_upload_ureq::box_upload_core::{self, Sha1Digest, TransportErrorKind};
+use box_upload_ureq::core::operations::{CommitResponse, GetUploadSession};
+use box_upload_ureq::core::{self as box_upload_core, Sha1Digest, TransportErrorKind};
 use box_upload_ureq::Client;
 use common::{client, emulator, MIB};
 use std::io::Write;

@@ -12,10 +12,10 @@ mod common;
 
 use box_upload_conformance::fixture::{Body, Exchange, Fixture};
 use box_upload_conformance::replay::{ReplayOptions, ReplayServer};
-use box_upload_ureq::box_upload_core::bytes::Bytes;
-use box_upload_ureq::box_upload_core::models::UploadPart;
-use box_upload_ureq::box_upload_core::operations::{CommitResponse, Operation};
-use box_upload_ureq::box_upload_core::{self, Config, RequestKind, Sha1Digest};
+use box_upload_ureq::core::bytes::Bytes;
+use box_upload_ureq::core::models::UploadPart;
+use box_upload_ureq::core::operations::{CommitResponse, Operation};
+use box_upload_ureq::core::{self as box_upload_core, Config, RequestKind, Sha1Digest};
 use box_upload_ureq::{Client, Error};
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use box_upload_ureq::UploadOptions;
 use box_upload_conformance::{Faults, Op};
 use box_upload_ureq::{Source, UploadRequest};
 use common::{assert_same_file, client, emulator, temp_file, MIB};
@@ -15,7 +16,7 @@ fn roundtrip(size: u64, part_size: u64, parts_in_flight: usize, compare_bytes: b
     let folder = emu.create_folder("uploads").unwrap();
     let client = client(&emu, parts_in_flight);
     let file =
-        client.upload(Source::file(&path).unwrap(), UploadRequest::new_file(folder.clone(), "data.bin", size)).unwrap();
+        client.upload(Source::file(&path), UploadRequest::new_file(folder.clone(), "data.bin", size)).unwrap();
     assert_eq!(file.size, Some(size));
     assert_eq!(file.sha1.as_deref(), Some(sha1.as_str()));
     let info = emu.file_info(&file.id).unwrap();
@@ -69,8 +70,8 @@ fn every_read_carries_the_whole_file_hash() {
         let client = client(&emu, parts_in_flight);
         let name = format!("carried-{parts_in_flight}.bin");
         let mut machine = client.core().big_upload(UploadRequest::new_file("0", name, size)).unwrap();
-        let mut source = Source::file(&path).unwrap();
-        let uploaded = client.drive_with_source(&mut machine, &mut source).unwrap();
+        let mut source = Source::file(&path);
+        let uploaded = client.drive_with(&mut machine, source, UploadOptions::new()).unwrap();
         assert_eq!(uploaded.sha1.as_deref(), Some(sha1.as_str()));
         assert_eq!(machine.whole_file_bytes_hashed_here(), 0, "{parts_in_flight} in flight");
     }

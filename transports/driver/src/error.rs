@@ -1,18 +1,21 @@
-//! The transport's error: the core's, plus what only a driver can get wrong.
+//! The one error type of every transport: the core's error, plus what only a driver can hit.
 
 use std::path::PathBuf;
 
-/// Everything an operation or an upload run by this crate can fail with.
+/// Everything an operation or an upload run by a transport can fail with. Both transports
+/// return this type, so a caller handles failures the same way whichever it uses.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The core's error: input, Box's answer, auth, retries run out, the source, a cancel.
+    /// The core's error: input refused, Box's answer, auth, retries run out, the source changed,
+    /// a cancel. Transport failures (connect, timeouts, broken connections) reach the caller
+    /// here, as [`box_upload_core::Error::Transport`], once the core has stopped retrying them.
     #[error(transparent)]
     Core(#[from] box_upload_core::Error),
     /// The client is not configured well enough to build (no token source, a bad URL, ...).
     #[error("client configuration: {0}")]
     Config(String),
-    /// The TLS configuration could not be built.
+    /// The transport's TLS configuration could not be built.
     #[error("TLS setup failed: {0}")]
     Tls(String),
     /// The source could not be opened or inspected.
@@ -23,14 +26,6 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
-    },
-    /// The source's size is not the one the request declares.
-    #[error("the source has {actual} bytes but the request declares {declared}")]
-    SizeMismatch {
-        /// The size in the request.
-        declared: u64,
-        /// The size of the source.
-        actual: u64,
     },
     /// The checkpoint file could not be read or written.
     #[error("checkpoint file {path:?}: {source}")]
@@ -49,7 +44,7 @@ pub enum Error {
         /// What the parser said.
         detail: String,
     },
-    /// A worker task of the driver failed (panicked) or the machine stopped without a result.
+    /// A worker of the driver failed (panicked), or the machine stopped without a result: a bug.
     #[error("internal driver error: {0}")]
     Internal(String),
 }

@@ -1,0 +1,319 @@
+//! The client surface every transport shares: the preambles of an upload and a resume, and the
+//! operation methods, written once in [`client_surface!`](crate::client_surface) and expanded
+//! in each transport as blocking or async methods.
+
+use crate::checkpoint::load_checkpoint;
+use crate::options::UploadOptions;
+use crate::source::{OpenSource, Source};
+use crate::Error;
+use box_upload_core::{BigUpload, Client, ResumeFrom, ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
+
+/// Opens `source` with part buffers for `parts_in_flight` parts on the wire, the one being read
+/// and one spare.
+pub fn open_source(source: Source, parts_in_flight: Option<usize>) -> Result<OpenSource, Error> {
+    source.open(parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT).saturating_add(2))
+}
+
+/// The big upload of `source` as `request` says, with the source opened: the core decides the
+/// size, fingerprint and checks ([`Client::start_upload`]).
+pub fn open_upload(
+    core: &Client,
+    source: Source,
+    request: UploadRequest,
+    parts_in_flight: Option<usize>,
+) -> Result<(BigUpload, OpenSource), Error> {
+    let pif = parts_in_flight.or(Some(request.parts_in_flight));
+    let source = open_source(source, pif)?;
+    tracing::info!(size = request.file_size, parts_in_flight = pif, path = ?source.path(), "starting upload");
+    let machine = core.start_upload(request, &source.facts(), parts_in_flight)?;
+    Ok((machine, source))
+}
+
+/// The resume of a checkpoint (a value, or the path of a checkpoint file, which the run then
+/// keeps up to date unless `upload` names another) from `source` ([`Client::start_resume`]).
+pub fn open_resume(
+    core: &Client,
+    from: ResumeFrom,
+    source: Source,
+    options: ResumeOptions,
+    upload: &mut UploadOptions,
+    parts_in_flight: Option<usize>,
+) -> Result<(BigUpload, OpenSource), Error> {
+    let checkpoint = match from {
+        ResumeFrom::Checkpoint(c) => *c,
+        ResumeFrom::File(path) => {
+            let checkpoint = load_checkpoint(&path)?;
+            upload.default_checkpoint_file(path);
+            checkpoint
+        }
+    };
+    let source = open_source(source, parts_in_flight.or(Some(options.parts_in_flight)))?;
+    tracing::info!(session_id = %checkpoint.session.id, parts_done = checkpoint.parts.len(), "resuming upload");
+    let machine = core.start_resume(checkpoint, options, &source.facts(), parts_in_flight)?;
+    Ok((machine, source))
+}
+
+/// Adds `Expect: 100-continue` to a request whose body is at least
+/// [`EXPECT_CONTINUE_FROM`](crate::EXPECT_CONTINUE_FROM) bytes, unless it has an `Expect`.
+pub fn expect_continue(request: &mut http::Request<bytes::Bytes>) {
+    if request.body().len() >= crate::EXPECT_CONTINUE_FROM && !request.headers().contains_key(http::header::EXPECT) {
+        request.headers_mut().insert(http::header::EXPECT, http::HeaderValue::from_static("100-continue"));
+    }
+}
+
+/// The methods of a transport's `Client`, written once: the thirteen operations, the big
+/// upload and the resume, and the generic `run` / `drive` entry points. Expanded inside
+/// `impl Client { ... }` as `client_surface!({} {})` for a blocking client or
+/// `client_surface!({async} {.await})` for an async one.
+///
+/// The client must have the fields `core: box_upload_core::Client` and
+/// `parts_in_flight: Option<usize>`, and two methods of its own, blocking or async as the
+/// surface: `drive_run(&self, &mut M, Option<OpenSource>, UploadOptions) -> Result<M::Output,
+/// Error>` (its loop) and `part_data(Bytes) -> Result<PartData, Error>` (hashing a part where
+/// the transport allows blocking work).
+#[macro_export]
+macro_rules! client_surface {
+    ({$($async:tt)*} {$($await:tt)*}) => {
+        /// The core client (policy and token source) this one drives.
+        #[must_use]
+        pub fn core(&self) -> &$crate::core::Client {
+            &self.core
+        }
+
+        // ---- the generic surface -----------------------------------------------------------
+
+        /// Runs any core machine to its output: sends its requests, keeps its deadlines. Reads
+        /// it asks for fail (it has no source): see [`drive_with`](Self::drive_with).
+        pub $($async)* fn drive<M>(&self, machine: &mut M) -> Result<M::Output, $crate::Error>
+        where
+            M: $crate::core::Machine + Send,
+            M::Output: Send,
+        {
+            self.drive_run(machine, None, $crate::UploadOptions::default()) $($await)*
+        }
+
+        /// Runs any core machine to its output, serving its reads from `source` (e.g. a
+        /// [`BigUpload`]($crate::core::BigUpload) made with `core().start_upload(..)`), one
+        /// read at a time, in order, each through the machine's `part_builder`, and steered by
+        /// `options` (progress, events, checkpoint, cancellation).
+        pub $($async)* fn drive_with<M>(
+            &self,
+            machine: &mut M,
+            source: $crate::Source,
+            options: $crate::UploadOptions,
+        ) -> Result<M::Output, $crate::Error>
+        where
+            M: $crate::core::Machine + Send,
+            M::Output: Send,
+        {
+            let source = $crate::open_source(source, self.parts_in_flight)?;
+            self.drive_run(machine, Some(source), options) $($await)*
+        }
+
+        /// Runs one operation (with the core's token handling and retries).
+        pub $($async)* fn run<O>(&self, operation: O) -> Result<O::Output, $crate::Error>
+        where
+            O: $crate::core::operations::Operation + Send,
+            O::Output: Send,
+        {
+            let mut call = self.core.call(operation);
+            self.drive(&mut call) $($await)*
+        }
+
+        // ---- the 13 operations -------------------------------------------------------------
+
+        /// `POST /files/upload_sessions`: a session for a new file.
+        pub $($async)* fn create_upload_session(
+            &self,
+            folder_id: impl Into<String>,
+            file_name: impl Into<String>,
+            file_size: u64,
+        ) -> Result<$crate::core::models::UploadSession, $crate::Error> {
+            let op = $crate::core::operations::CreateUploadSession::new(folder_id, file_name, file_size)?;
+            self.run(op) $($await)*
+        }
+
+        /// `POST /files/{file_id}/upload_sessions`: a session for a new version, optionally
+        /// renamed.
+        pub $($async)* fn create_upload_session_for_file(
+            &self,
+            file_id: impl Into<String>,
+            file_size: u64,
+            file_name: Option<String>,
+        ) -> Result<$crate::core::models::UploadSession, $crate::Error> {
+            let mut op = $crate::core::operations::CreateUploadSessionForFile::new(file_id, file_size)?;
+            if let Some(name) = file_name {
+                op = op.with_file_name(name)?;
+            }
+            self.run(op) $($await)*
+        }
+
+        /// `GET /files/upload_sessions/{id}`.
+        pub $($async)* fn get_upload_session_by_id(
+            &self,
+            session_id: impl Into<String>,
+        ) -> Result<$crate::core::models::UploadSession, $crate::Error> {
+            self.run($crate::core::operations::GetUploadSession::by_id(session_id)) $($await)*
+        }
+
+        /// `GET` the session's `session_endpoints.status` URL.
+        pub $($async)* fn get_upload_session_by_url(
+            &self,
+            url: impl Into<String>,
+        ) -> Result<$crate::core::models::UploadSession, $crate::Error> {
+            self.run($crate::core::operations::GetUploadSession::by_url(url)) $($await)*
+        }
+
+        /// `PUT /files/upload_sessions/{id}`: one part at `offset` of a file of `file_size`
+        /// bytes. The part's SHA-1 is computed where the transport allows blocking work.
+        pub $($async)* fn upload_file_part_by_id(
+            &self,
+            session_id: impl Into<String>,
+            offset: u64,
+            file_size: u64,
+            bytes: impl Into<$crate::bytes::Bytes>,
+        ) -> Result<$crate::core::models::UploadedPart, $crate::Error> {
+            let data = Self::part_data(bytes.into()) $($await)* ?;
+            self.run($crate::core::operations::UploadFilePart::by_id(session_id, offset, file_size, data)?) $($await)*
+        }
+
+        /// `PUT` the session's `session_endpoints.upload_part` URL.
+        pub $($async)* fn upload_file_part_by_url(
+            &self,
+            url: impl Into<String>,
+            offset: u64,
+            file_size: u64,
+            bytes: impl Into<$crate::bytes::Bytes>,
+        ) -> Result<$crate::core::models::UploadedPart, $crate::Error> {
+            let data = Self::part_data(bytes.into()) $($await)* ?;
+            self.run($crate::core::operations::UploadFilePart::by_url(url, offset, file_size, data)?) $($await)*
+        }
+
+        /// `DELETE /files/upload_sessions/{id}`: aborts the session.
+        pub $($async)* fn delete_upload_session_by_id(
+            &self,
+            session_id: impl Into<String>,
+        ) -> Result<(), $crate::Error> {
+            self.run($crate::core::operations::DeleteUploadSession::by_id(session_id)) $($await)*
+        }
+
+        /// `DELETE` the session's `session_endpoints.abort` URL.
+        pub $($async)* fn delete_upload_session_by_url(&self, url: impl Into<String>) -> Result<(), $crate::Error> {
+            self.run($crate::core::operations::DeleteUploadSession::by_url(url)) $($await)*
+        }
+
+        /// `GET /files/upload_sessions/{id}/parts`, one page (`limit` at most 1000).
+        pub $($async)* fn list_upload_session_parts_by_id(
+            &self,
+            session_id: impl Into<String>,
+            offset: Option<u64>,
+            limit: Option<u64>,
+        ) -> Result<$crate::core::models::UploadParts, $crate::Error> {
+            let op = $crate::core::operations::ListUploadSessionParts::by_id(session_id).with_page(offset, limit)?;
+            self.run(op) $($await)*
+        }
+
+        /// `GET` the session's `session_endpoints.list_parts` URL, one page.
+        pub $($async)* fn list_upload_session_parts_by_url(
+            &self,
+            url: impl Into<String>,
+            offset: Option<u64>,
+            limit: Option<u64>,
+        ) -> Result<$crate::core::models::UploadParts, $crate::Error> {
+            let op = $crate::core::operations::ListUploadSessionParts::by_url(url).with_page(offset, limit)?;
+            self.run(op) $($await)*
+        }
+
+        /// `POST /files/upload_sessions/{id}/commit` with every part and the whole file's SHA-1.
+        /// A 202 comes back as
+        /// [`CommitResponse::NotReady`]($crate::core::operations::CommitResponse::NotReady):
+        /// this single call does not wait and retry it (the big upload does).
+        pub $($async)* fn commit_upload_session_by_id(
+            &self,
+            session_id: impl Into<String>,
+            parts: Vec<$crate::core::models::UploadPart>,
+            digest: $crate::core::Sha1Digest,
+            if_match: Option<String>,
+            if_none_match: Option<String>,
+        ) -> Result<$crate::core::operations::CommitResponse, $crate::Error> {
+            let op = $crate::core::operations::CommitUploadSession::by_id(session_id, parts, digest);
+            self.run(op.with_conditions(if_match, if_none_match)) $($await)*
+        }
+
+        /// `POST` the session's `session_endpoints.commit` URL.
+        pub $($async)* fn commit_upload_session_by_url(
+            &self,
+            url: impl Into<String>,
+            parts: Vec<$crate::core::models::UploadPart>,
+            digest: $crate::core::Sha1Digest,
+            if_match: Option<String>,
+            if_none_match: Option<String>,
+        ) -> Result<$crate::core::operations::CommitResponse, $crate::Error> {
+            let op = $crate::core::operations::CommitUploadSession::by_url(url, parts, digest);
+            self.run(op.with_conditions(if_match, if_none_match)) $($await)*
+        }
+
+        // ---- the big upload ----------------------------------------------------------------
+
+        /// Uploads `source` as the request says (a new file, or a new version with
+        /// [`UploadRequest::new_version`]($crate::core::UploadRequest::new_version)): session,
+        /// parts in parallel, check, commit. On failure the session is aborted unless the
+        /// request keeps it.
+        ///
+        /// A request `file_size` of 0 is taken from the source when it knows its size (files
+        /// and bytes); another size than the source's is refused. A file source's fingerprint
+        /// (path, size, modification time) goes into the checkpoint.
+        pub $($async)* fn upload(
+            &self,
+            source: $crate::Source,
+            request: $crate::core::UploadRequest,
+        ) -> Result<$crate::core::models::FileFull, $crate::Error> {
+            self.upload_with(source, request, $crate::UploadOptions::default()) $($await)*
+        }
+
+        /// [`upload`](Self::upload) with progress, events, a checkpoint file and cancellation.
+        pub $($async)* fn upload_with(
+            &self,
+            source: $crate::Source,
+            request: $crate::core::UploadRequest,
+            options: $crate::UploadOptions,
+        ) -> Result<$crate::core::models::FileFull, $crate::Error> {
+            let (mut machine, source) = $crate::open_upload(&self.core, source, request, self.parts_in_flight)?;
+            self.drive_run(&mut machine, Some(source), options) $($await)*
+        }
+
+        /// Continues an upload from a checkpoint (a value, or the path of a checkpoint file)
+        /// with the same source. Parts Box already holds are read again to check they still
+        /// match, but not sent. The source's size and fingerprint are checked against the
+        /// checkpoint's.
+        pub $($async)* fn resume(
+            &self,
+            from: impl Into<$crate::core::ResumeFrom>,
+            source: $crate::Source,
+            options: $crate::core::ResumeOptions,
+        ) -> Result<$crate::core::models::FileFull, $crate::Error> {
+            self.resume_with(from, source, options, $crate::UploadOptions::default()) $($await)*
+        }
+
+        /// [`resume`](Self::resume) with progress, events, a checkpoint file and cancellation.
+        /// Resuming from a checkpoint file keeps updating that file unless `upload_options`
+        /// names another.
+        pub $($async)* fn resume_with(
+            &self,
+            from: impl Into<$crate::core::ResumeFrom>,
+            source: $crate::Source,
+            options: $crate::core::ResumeOptions,
+            mut upload_options: $crate::UploadOptions,
+        ) -> Result<$crate::core::models::FileFull, $crate::Error> {
+            let (mut machine, source) = $crate::open_resume(
+                &self.core,
+                from.into(),
+                source,
+                options,
+                &mut upload_options,
+                self.parts_in_flight,
+            )?;
+            self.drive_run(&mut machine, Some(source), upload_options) $($await)*
+        }
+    };
+}
