@@ -1,14 +1,19 @@
-//! One surface over the two transports: box-upload-hyper (async, run on a runtime owned here) and
-//! box-upload-ureq (blocking).
+//! One code path over the two transports. Everything a command does is a core machine (an
+//! operation's `Call`, a big upload, a listing, a commit) run by [`Backend::drive`], the one place
+//! that knows which transport carries it: box-upload-hyper (async, on a runtime owned here) or
+//! box-upload-ureq (blocking). Both clients are built from one builder configuration and fail with
+//! the one [`box_upload_driver::Error`].
 
 use crate::args::TransportKind;
 use crate::failure::{one_line, Exit, Failure};
 use crate::interrupt::Interrupt;
 use box_upload_core::models::FileFull;
 use box_upload_core::operations::Operation;
-use box_upload_core::{BoxSubject, Checkpoint, ClientCredentials, Progress, ResumeOptions, UploadRequest};
-use std::path::PathBuf;
-use std::sync::Arc;
+use box_upload_core::{
+    BigUpload, BoxSubject, Checkpoint, ClientCredentials, Machine, ResumeFrom, ResumeOptions, UploadRequest,
+};
+use box_upload_driver::{CancelToken, ClientBuilder, OpenSource, Source, UploadOptions, Wire};
+use std::path::{Path, PathBuf};
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -40,18 +45,6 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-impl Auth {
-    fn credentials(&self) -> Result<Option<ClientCredentials>, Failure> {
-        match self {
-            Auth::Token(_) => Ok(None),
-            Auth::Ccg { id, secret, subject, token_url } => ClientCredentials::new(id, secret, subject.clone())
-                .with_token_url(token_url)
-                .map(Some)
-                .map_err(|e| Failure::new(Exit::Auth, one_line(&e.to_string()))),
-        }
-    }
-}
-
 /// What a client is built from.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -65,29 +58,40 @@ pub(crate) struct Settings {
     pub(crate) parallel: usize,
 }
 
-/// A progress callback shared with the transport.
-pub(crate) type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
-
-/// A big upload's source and watchers.
-pub(crate) struct Job {
-    /// The file uploaded.
-    pub(crate) path: PathBuf,
-    /// The checkpoint file kept up to date, if any.
-    pub(crate) checkpoint: Option<PathBuf>,
-    /// Called with the upload's progress.
-    pub(crate) progress: Option<ProgressFn>,
+impl Settings {
+    /// The builder of either transport, configured the same way.
+    fn configure<W: Wire>(&self, builder: ClientBuilder<W>) -> Result<ClientBuilder<W>, Failure> {
+        let builder = builder.upload_base(&self.upload_base).parts_in_flight(self.parallel);
+        Ok(match &self.auth {
+            Auth::Token(token) => builder.developer_token(token.clone()),
+            Auth::Ccg { id, secret, subject, token_url } => builder.client_credentials(
+                ClientCredentials::new(id, secret, subject.clone())
+                    .with_token_url(token_url)
+                    .map_err(|e| Failure::new(Exit::Auth, one_line(&e.to_string())))?,
+            ),
+        })
+    }
 }
 
 /// A built client of either transport.
-pub(crate) enum Backend {
+enum Transport {
     /// Blocking.
     Ureq(box_upload_ureq::Client),
     /// Async, with the runtime it runs on.
     Hyper(box_upload_hyper::Client, Box<tokio::runtime::Runtime>),
 }
 
+/// The client every command runs through.
+pub(crate) struct Backend {
+    transport: Transport,
+    /// The core client the transport drives (shares its token cache).
+    core: box_upload_core::Client,
+    /// `--parallel`.
+    parts_in_flight: usize,
+}
+
 impl Backend {
-    /// Builds the client `settings` describe.
+    /// Builds the client `settings` describe. Nothing is sent.
     pub(crate) fn build(settings: &Settings) -> Result<Self, Failure> {
         tracing::debug!(
             transport = settings.transport.name(),
@@ -96,19 +100,8 @@ impl Backend {
             parallel = settings.parallel,
             "building the client"
         );
-        let credentials = settings.auth.credentials()?;
-        match settings.transport {
-            TransportKind::Ureq => {
-                let mut builder = box_upload_ureq::Client::builder()
-                    .upload_base(&settings.upload_base)
-                    .parts_in_flight(settings.parallel);
-                builder = match (&settings.auth, credentials) {
-                    (_, Some(c)) => builder.client_credentials(c),
-                    (Auth::Token(t), None) => builder.developer_token(t.clone()),
-                    (Auth::Ccg { .. }, None) => unreachable!("credentials are built for CCG"),
-                };
-                builder.build().map(Backend::Ureq).map_err(Failure::from)
-            }
+        let transport = match settings.transport {
+            TransportKind::Ureq => Transport::Ureq(settings.configure(box_upload_ureq::Client::builder())?.build()?),
             TransportKind::Hyper => {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -116,108 +109,121 @@ impl Backend {
                     .enable_all()
                     .build()
                     .map_err(|e| Failure::new(Exit::Other, format!("cannot start the async runtime: {e}")))?;
-                let _guard = runtime.enter();
-                let mut builder = box_upload_hyper::Client::builder()
-                    .upload_base(&settings.upload_base)
-                    .parts_in_flight(settings.parallel);
-                builder = match (&settings.auth, credentials) {
-                    (_, Some(c)) => builder.client_credentials(c),
-                    (Auth::Token(t), None) => builder.developer_token(t.clone()),
-                    (Auth::Ccg { .. }, None) => unreachable!("credentials are built for CCG"),
+                let client = {
+                    let _guard = runtime.enter();
+                    settings.configure(box_upload_hyper::Client::builder())?.build()?
                 };
-                let client = builder.build().map_err(Failure::from)?;
-                drop(_guard);
-                Ok(Backend::Hyper(client, Box::new(runtime)))
+                Transport::Hyper(client, Box::new(runtime))
             }
-        }
+        };
+        let core = match &transport {
+            Transport::Ureq(c) => c.core().clone(),
+            Transport::Hyper(c, _) => c.core().clone(),
+        };
+        Ok(Self { transport, core, parts_in_flight: settings.parallel })
+    }
+
+    /// The core client: machines are made here, then run with [`drive`](Self::drive).
+    pub(crate) fn core(&self) -> &box_upload_core::Client {
+        &self.core
+    }
+
+    /// Runs `machine` to its output through the transport, reading from `source` if it reads,
+    /// steered by `options` (events, progress, checkpoint file, cancellation).
+    pub(crate) fn drive<M>(
+        &self,
+        machine: &mut M,
+        source: Option<Source>,
+        options: UploadOptions,
+    ) -> Result<M::Output, Failure>
+    where
+        M: Machine + Send,
+        M::Output: Send,
+    {
+        // The surface takes options only with a source: a machine that reads nothing gets an
+        // empty one, never read.
+        let source = source.unwrap_or_else(|| Source::bytes(Vec::new()));
+        let result = match &self.transport {
+            Transport::Ureq(c) => c.drive_with(machine, source, options),
+            Transport::Hyper(c, runtime) => runtime.block_on(c.drive_with(machine, source, options)),
+        };
+        result.map_err(Failure::from)
     }
 
     /// Runs one operation (with the core's token handling and retries).
-    pub(crate) fn run<O>(&self, op: O) -> Result<O::Output, Failure>
+    pub(crate) fn run<O>(&self, operation: O) -> Result<O::Output, Failure>
     where
         O: Operation + Send,
         O::Output: Send,
     {
-        match self {
-            Backend::Ureq(c) => c.run(op).map_err(Failure::from),
-            Backend::Hyper(c, rt) => rt.block_on(c.run(op)).map_err(Failure::from),
-        }
+        let mut call = self.core.call(operation);
+        self.drive(&mut call, None, UploadOptions::new())
     }
 
-    /// A big upload of `job.path` as `request` says.
-    pub(crate) fn upload(&self, job: Job, request: UploadRequest) -> Result<FileFull, Failure> {
-        match self {
-            Backend::Ureq(c) => {
-                let source = box_upload_ureq::Source::file(&job.path)?;
-                let mut options = box_upload_ureq::UploadOptions::new();
-                if let Some(p) = job.progress {
-                    options = options.on_progress(move |x| p(x));
-                }
-                let keep = job.checkpoint.is_some();
-                if let Some(cp) = job.checkpoint {
-                    options = options.checkpoint_file(cp);
-                }
-                let flag = box_upload_ureq::CancelFlag::new();
-                let cancel = flag.clone();
-                let interrupt = Interrupt::watch(move || cancel.cancel());
-                options = options.cancel_flag(flag).keep_session_on_cancel(keep);
-                interrupted(c.upload_with(source, request, options).map_err(Failure::from), &interrupt, keep)
-            }
-            Backend::Hyper(c, rt) => {
-                let source = box_upload_hyper::Source::file(&job.path);
-                let mut options = box_upload_hyper::UploadOptions::new();
-                if let Some(p) = job.progress {
-                    options = options.on_progress(move |x| p(x));
-                }
-                let keep = job.checkpoint.is_some();
-                if let Some(cp) = job.checkpoint {
-                    options = options.checkpoint_file(cp);
-                }
-                let token = box_upload_hyper::CancellationToken::new();
-                let cancel = token.clone();
-                let interrupt = Interrupt::watch(move || cancel.cancel());
-                options = options.cancel_token(token).keep_session_on_cancel(keep);
-                let result = rt.block_on(c.upload_with(source, request, options)).map_err(Failure::from);
-                interrupted(result, &interrupt, keep)
-            }
-        }
+    /// The big upload of the file at `path` as `request` says: the file is opened and the core
+    /// takes its size and fingerprint, and checks the request (a file under 20,000,000 bytes is
+    /// refused here). Nothing is sent.
+    pub(crate) fn start_upload(&self, path: &Path, request: UploadRequest) -> Result<BigRun, Failure> {
+        let (machine, source) =
+            box_upload_driver::open_upload(&self.core, Source::file(path), request, Some(self.parts_in_flight))?;
+        Ok(BigRun::new(machine, path, &source))
     }
 
-    /// Continues `checkpoint` from `job.path`.
-    pub(crate) fn resume(&self, job: Job, checkpoint: Checkpoint, resume: ResumeOptions) -> Result<FileFull, Failure> {
-        match self {
-            Backend::Ureq(c) => {
-                let source = box_upload_ureq::Source::file(&job.path)?;
-                let mut options = box_upload_ureq::UploadOptions::new();
-                if let Some(p) = job.progress {
-                    options = options.on_progress(move |x| p(x));
-                }
-                if let Some(cp) = job.checkpoint {
-                    options = options.checkpoint_file(cp);
-                }
-                let flag = box_upload_ureq::CancelFlag::new();
-                let cancel = flag.clone();
-                let interrupt = Interrupt::watch(move || cancel.cancel());
-                options = options.cancel_flag(flag).keep_session_on_cancel(true);
-                interrupted(c.resume_with(checkpoint, source, resume, options).map_err(Failure::from), &interrupt, true)
-            }
-            Backend::Hyper(c, rt) => {
-                let source = box_upload_hyper::Source::file(&job.path);
-                let mut options = box_upload_hyper::UploadOptions::new();
-                if let Some(p) = job.progress {
-                    options = options.on_progress(move |x| p(x));
-                }
-                if let Some(cp) = job.checkpoint {
-                    options = options.checkpoint_file(cp);
-                }
-                let token = box_upload_hyper::CancellationToken::new();
-                let cancel = token.clone();
-                let interrupt = Interrupt::watch(move || cancel.cancel());
-                options = options.cancel_token(token).keep_session_on_cancel(true);
-                let result = rt.block_on(c.resume_with(checkpoint, source, resume, options)).map_err(Failure::from);
-                interrupted(result, &interrupt, true)
-            }
-        }
+    /// The resume of `checkpoint` from the file at `path`: the core checks the file's size and
+    /// fingerprint against the checkpoint's. Nothing is sent.
+    pub(crate) fn start_resume(
+        &self,
+        path: &Path,
+        checkpoint: Checkpoint,
+        options: ResumeOptions,
+    ) -> Result<BigRun, Failure> {
+        // The checkpoint file to keep up to date is named in the options of `finish`.
+        let mut unused = UploadOptions::new();
+        let (machine, source) = box_upload_driver::open_resume(
+            &self.core,
+            ResumeFrom::Checkpoint(Box::new(checkpoint)),
+            Source::file(path),
+            options,
+            &mut unused,
+            Some(self.parts_in_flight),
+        )?;
+        Ok(BigRun::new(machine, path, &source))
+    }
+
+    /// Runs a big upload to its commit. Ctrl-C cancels it: the session is then kept when
+    /// `keep_session_on_cancel` (a checkpoint can resume it), aborted otherwise.
+    pub(crate) fn finish(
+        &self,
+        mut run: BigRun,
+        options: UploadOptions,
+        keep_session_on_cancel: bool,
+    ) -> Result<FileFull, Failure> {
+        let token = CancelToken::new();
+        let interrupt = Interrupt::watch(token.clone());
+        let options = options.cancel_token(token).keep_session_on_cancel(keep_session_on_cancel);
+        let result = self.drive(&mut run.machine, Some(Source::file(&run.path)), options);
+        interrupted(result, &interrupt, keep_session_on_cancel)
+    }
+}
+
+/// A big upload ready to run: the core's machine and what opening the file told.
+pub(crate) struct BigRun {
+    machine: BigUpload,
+    /// The file, as the driver resolved it (canonical).
+    path: PathBuf,
+    /// Its size when opened.
+    size: u64,
+}
+
+impl BigRun {
+    fn new(machine: BigUpload, path: &Path, source: &OpenSource) -> Self {
+        let size = source.facts().size.unwrap_or_default();
+        Self { machine, path: source.path().unwrap_or(path).to_path_buf(), size }
+    }
+
+    /// The file's size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
     }
 }
 

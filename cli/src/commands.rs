@@ -3,8 +3,10 @@
 use crate::args::{
     Cli, Command, Global, PartCommand, ResumeArgs, SessionCommand, SessionTarget, SubjectType, UploadArgs,
 };
-use crate::backend::{Auth, Backend, Job, Settings};
+use crate::backend::{Auth, Backend, Settings};
+use crate::emulator::{Emulated, EMULATOR_TOKEN};
 use crate::failure::{io_failure, Exit, Failure};
+use crate::output::{print_json, print_line};
 use crate::progress::Bar;
 use box_upload_core::models::{FileFull, UploadPart, UploadParts};
 use box_upload_core::operations::{
@@ -12,11 +14,10 @@ use box_upload_core::operations::{
     GetUploadSession, ListUploadSessionParts, UploadFilePart,
 };
 use box_upload_core::{
-    BoxSubject, Checkpoint, FileFingerprint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest,
-    MIN_FILE_SIZE,
+    BoxSubject, FileFingerprint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest, UploadTarget,
 };
-use serde::Serialize;
-use std::io::{IsTerminal, Read, Write};
+use box_upload_driver::UploadOptions;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,11 +25,15 @@ use std::time::{Duration, Instant};
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     let Cli { global, command } = cli;
     match command {
-        Command::Upload(args) if args.emulator => crate::emulator::run(&global, args),
-        Command::Upload(args) => {
-            let settings = settings(&global, None)?;
-            upload(&settings, &args, None).map(|_| ())
+        Command::Upload(mut args) if args.emulator => {
+            let emulated = Emulated::start(global.transport.name(), &mut args)?;
+            let mut settings = settings(&global, Some(Auth::Token(EMULATOR_TOKEN.into())))?;
+            settings.upload_base = emulated.upload_base();
+            let started = Instant::now();
+            let file = upload(&settings, &args, Some(&emulated.path))?;
+            emulated.verify(&file, started.elapsed(), args.json)
         }
+        Command::Upload(args) => upload(&settings(&global, None)?, &args, None).map(|_| ()),
         Command::Resume(args) => resume(&global, &args),
         Command::Session(cmd) => session(&global, cmd),
         Command::Part(cmd) => part(&global, cmd),
@@ -41,7 +46,7 @@ pub(crate) fn usage(message: impl Into<String>) -> Failure {
 }
 
 /// The client settings from the global flags; `auth` overrides the credentials (the emulator's).
-pub(crate) fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, Failure> {
+fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, Failure> {
     let auth = match auth {
         Some(a) => a,
         None => credentials(global)?,
@@ -83,76 +88,31 @@ fn credentials(global: &Global) -> Result<Auth, Failure> {
     }
 }
 
-// ---- output ------------------------------------------------------------------------------------
-
-/// Prints `value` as pretty JSON on stdout (a closed pipe is not an error).
-pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::new(Exit::Other, format!("cannot write JSON: {e}")))?;
-    print_line(&text)
-}
-
-/// Prints one line on stdout (a closed pipe is not an error).
-pub(crate) fn print_line(text: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(Exit::Io, format!("cannot write to stdout: {e}")))
-        }
-        _ => Ok(()),
-    }
-}
-
 // ---- the big upload ----------------------------------------------------------------------------
 
-/// The fingerprint recorded in checkpoints (the core's format, the same as the transports'): size,
-/// modification time and the absolute path, so `resume` can find the file again.
-pub(crate) fn fingerprint(path: &Path, meta: &std::fs::Metadata) -> String {
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    FileFingerprint::new(canonical.display().to_string(), meta.len(), meta.modified().ok()).to_string()
-}
-
-/// The path recorded in a fingerprint.
+/// The path recorded in a checkpoint's fingerprint (the core's format).
 fn fingerprint_path(fingerprint: &str) -> Option<PathBuf> {
     fingerprint.parse::<FileFingerprint>().ok().map(|f| PathBuf::from(f.path))
 }
 
-/// Checks that `path` is a readable regular file of at least 20,000,000 bytes; its metadata.
-pub(crate) fn check_source(path: &Path) -> Result<std::fs::Metadata, Failure> {
-    let meta = std::fs::metadata(path).map_err(|e| io_failure("cannot read", path, &e))?;
-    if !meta.is_file() {
-        return Err(Failure::new(Exit::Io, format!("cannot read {}: not a regular file", path.display())));
-    }
-    std::fs::File::open(path).map_err(|e| io_failure("cannot open", path, &e))?;
-    if meta.len() < MIN_FILE_SIZE {
-        return Err(Failure::new(
-            Exit::Other,
-            format!(
-                "{} is {} bytes; chunked uploads need at least {MIN_FILE_SIZE} bytes (nothing was sent)",
-                path.display(),
-                meta.len()
-            ),
-        ));
-    }
-    Ok(meta)
+/// A failure before the run started: the file could not be opened, or the core refused the
+/// input (e.g. a file under 20,000,000 bytes). No request was made.
+fn nothing_sent(failure: Failure) -> Failure {
+    Failure { message: format!("{} (nothing was sent)", failure.message), ..failure }
 }
 
 /// `box-upload upload` (also used by `--emulator`); returns the committed file.
-pub(crate) fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result<FileFull, Failure> {
+fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result<FileFull, Failure> {
     let path = path
         .or(args.path.as_deref())
         .ok_or_else(|| usage("upload needs a PATH (only --emulator makes one up)"))?
         .to_path_buf();
-    let meta = check_source(&path)?;
-    let size = meta.len();
+    // A size of 0: the core takes the file's.
     let mut request = match (&args.folder, &args.file_id) {
         (_, Some(file_id)) => {
-            let mut r = UploadRequest::new_version(file_id, size);
+            let mut r = UploadRequest::new_version(file_id, 0);
             if let Some(name) = &args.name {
-                r.target = box_upload_core::UploadTarget::NewVersion {
-                    file_id: file_id.clone(),
-                    file_name: Some(name.clone()),
-                };
+                r.target = UploadTarget::NewVersion { file_id: file_id.clone(), file_name: Some(name.clone()) };
             }
             r
         }
@@ -164,10 +124,9 @@ pub(crate) fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>
                     .map(|n| n.to_string_lossy().into_owned())
                     .ok_or_else(|| usage(format!("{} has no file name: give --name", path.display())))?,
             };
-            UploadRequest::new_file(folder.clone().unwrap_or_else(|| "0".into()), name, size)
+            UploadRequest::new_file(folder.clone().unwrap_or_else(|| "0".into()), name, 0)
         }
     };
-    request = request.parts_in_flight(settings.parallel).source_fingerprint(fingerprint(&path, &meta));
     if let Some(etag) = &args.if_match {
         request = request.if_match(etag);
     }
@@ -177,13 +136,19 @@ pub(crate) fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>
     if args.checkpoint.is_some() {
         request = request.keep_session_on_failure(true);
     }
+    let failed = |f: Failure| f.context(&format!("upload of {} failed", path.display()));
     let backend = Backend::build(settings)?;
+    let run = backend.start_upload(&path, request).map_err(|f| failed(nothing_sent(f)))?;
+    let size = run.size();
     let bar = Bar::for_stderr(size, "uploading");
-    let job = Job { path: path.clone(), checkpoint: args.checkpoint.clone(), progress: bar.callback() };
+    let mut options = bar.watch(UploadOptions::new());
+    if let Some(checkpoint) = &args.checkpoint {
+        options = options.checkpoint_file(checkpoint);
+    }
     let started = Instant::now();
-    let result = backend.upload(job, request);
+    let result = backend.finish(run, options, args.checkpoint.is_some());
     finish(&bar, &result);
-    let file = result.map_err(|f| f.context(&format!("upload of {} failed", path.display())))?;
+    let file = result.map_err(failed)?;
     report(&file, &path, size, started.elapsed(), args.json)?;
     Ok(file)
 }
@@ -217,11 +182,7 @@ fn report(file: &FileFull, path: &Path, size: u64, took: Duration, json: bool) -
 
 /// `box-upload resume`.
 fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> {
-    let text =
-        std::fs::read(&args.checkpoint).map_err(|e| io_failure("cannot read checkpoint", &args.checkpoint, &e))?;
-    let checkpoint: Checkpoint = serde_json::from_slice(&text).map_err(|e| {
-        Failure::new(Exit::Other, format!("{} is not a box-upload checkpoint: {e}", args.checkpoint.display()))
-    })?;
+    let checkpoint = box_upload_driver::load_checkpoint(&args.checkpoint)?;
     let path = match &args.path {
         Some(p) => p.clone(),
         None => checkpoint
@@ -230,23 +191,20 @@ fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> {
             .and_then(fingerprint_path)
             .ok_or_else(|| usage(format!("{} does not name the file: give PATH", args.checkpoint.display())))?,
     };
-    let meta = std::fs::metadata(&path).map_err(|e| io_failure("cannot read", &path, &e))?;
     let settings = settings(global, None)?;
-    let options = ResumeOptions {
-        parts_in_flight: settings.parallel,
-        keep_session_on_failure: true,
-        source_fingerprint: Some(fingerprint(&path, &meta)),
-        file_size: Some(meta.len()),
-        ..ResumeOptions::default()
-    };
+    // The file's size and fingerprint are checked against the checkpoint's by the core.
+    let options = ResumeOptions { keep_session_on_failure: true, ..ResumeOptions::default() };
+    let failed = |f: Failure| f.context(&format!("resume of {} failed", path.display()));
     let backend = Backend::build(&settings)?;
-    let bar = Bar::for_stderr(meta.len(), "resuming");
-    let job = Job { path: path.clone(), checkpoint: Some(args.checkpoint.clone()), progress: bar.callback() };
+    let run = backend.start_resume(&path, checkpoint, options).map_err(|f| failed(nothing_sent(f)))?;
+    let size = run.size();
+    let bar = Bar::for_stderr(size, "resuming");
+    let options = bar.watch(UploadOptions::new()).checkpoint_file(&args.checkpoint);
     let started = Instant::now();
-    let result = backend.resume(job, checkpoint, options);
+    let result = backend.finish(run, options, true);
     finish(&bar, &result);
-    let file = result.map_err(|f| f.context(&format!("resume of {} failed", path.display())))?;
-    report(&file, &path, meta.len(), started.elapsed(), args.json)
+    let file = result.map_err(failed)?;
+    report(&file, &path, size, started.elapsed(), args.json)
 }
 
 // ---- single operations -------------------------------------------------------------------------

@@ -1,76 +1,91 @@
 //! `box-upload upload --emulator`: Box's emulator in-process on loopback, an upload through the
 //! real HTTP stack, and a byte-for-byte check of what the emulator stored.
 
-use crate::args::{Global, UploadArgs};
-use crate::backend::Auth;
-use crate::commands::{print_line, settings, upload};
+use crate::args::UploadArgs;
 use crate::failure::{io_failure, Exit, Failure};
-use box_upload_conformance::Emulator;
+use crate::output::print_line;
+use box_upload_conformance::{BlockingEmulator, Emulator};
+use box_upload_core::models::FileFull;
 use box_upload_core::FileHasher;
 use std::io::{BufWriter, Read, Write};
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The emulator's bearer token.
-const EMULATOR_TOKEN: &str = "box-upload-emulator-token";
+pub(crate) const EMULATOR_TOKEN: &str = "box-upload-emulator-token";
 /// Size of the file made up when no PATH is given.
 const RANDOM_FILE_SIZE: u64 = 100_000_000;
 
-/// Runs the upload against an in-process emulator and checks the result.
-pub(crate) fn run(global: &Global, mut args: UploadArgs) -> Result<(), Failure> {
-    let mut builder = Emulator::builder().token(EMULATOR_TOKEN);
-    if let Some(part_size) = args.emulator_part_size {
-        builder = builder.part_size(part_size);
-    }
-    let emu =
-        builder.start_blocking().map_err(|e| Failure::new(Exit::Other, format!("cannot start the emulator: {e}")))?;
-    let base = emu.upload_base_url();
-    eprintln!("emulator listening at {base} (transport {})", global.transport.name());
+/// An emulator running in-process, and the file to upload to it.
+pub(crate) struct Emulated {
+    emu: BlockingEmulator,
+    /// Holds the made-up file, when no PATH was given.
+    _temp: Option<tempfile::TempDir>,
+    /// The file to upload.
+    pub(crate) path: PathBuf,
+}
 
-    let temp;
-    let path = match args.path.take() {
-        Some(p) => p,
-        None => {
-            temp = tempfile::tempdir().map_err(|e| Failure::new(Exit::Io, format!("cannot make a temp dir: {e}")))?;
-            let p = temp.path().join("random-100MB.bin");
-            eprintln!("writing {RANDOM_FILE_SIZE} random bytes to {}", p.display());
-            write_random(&p, RANDOM_FILE_SIZE)?;
-            p
+impl Emulated {
+    /// Starts the emulator (its part size from `args`), makes up a file when `args` names none,
+    /// and uploads into the root folder unless `args` names a target.
+    pub(crate) fn start(transport: &str, args: &mut UploadArgs) -> Result<Self, Failure> {
+        let mut builder = Emulator::builder().token(EMULATOR_TOKEN);
+        if let Some(part_size) = args.emulator_part_size {
+            builder = builder.part_size(part_size);
         }
-    };
-    if args.folder.is_none() && args.file_id.is_none() {
-        args.folder = Some("0".into());
+        let emu = builder
+            .start_blocking()
+            .map_err(|e| Failure::new(Exit::Other, format!("cannot start the emulator: {e}")))?;
+        eprintln!("emulator listening at {} (transport {transport})", emu.upload_base_url());
+        let (temp, path) = match args.path.take() {
+            Some(p) => (None, p),
+            None => {
+                let temp =
+                    tempfile::tempdir().map_err(|e| Failure::new(Exit::Io, format!("cannot make a temp dir: {e}")))?;
+                let p = temp.path().join("random-100MB.bin");
+                eprintln!("writing {RANDOM_FILE_SIZE} random bytes to {}", p.display());
+                write_random(&p, RANDOM_FILE_SIZE)?;
+                (Some(temp), p)
+            }
+        };
+        if args.folder.is_none() && args.file_id.is_none() {
+            args.folder = Some("0".into());
+        }
+        Ok(Self { emu, _temp: temp, path })
     }
-    let mut settings = settings(global, Some(Auth::Token(EMULATOR_TOKEN.into())))?;
-    settings.upload_base = base.clone();
-    let started = Instant::now();
-    let file = upload(&settings, &args, Some(&path))?;
-    let took = started.elapsed();
 
-    // Download through a plain HTTP request and compare with the source, byte for byte.
-    let url = format!("{base}/2.0/files/{}/content", file.id);
-    let (size, sha1) = compare(&url, &path)?;
-    if let Some(box_sha1) = &file.sha1 {
-        if !box_sha1.eq_ignore_ascii_case(&sha1) {
-            return Err(Failure::new(
-                Exit::Integrity,
-                format!("the committed file's sha1 {box_sha1} is not the source's {sha1}"),
-            ));
-        }
+    /// The emulator's upload API base URL.
+    pub(crate) fn upload_base(&self) -> String {
+        self.emu.upload_base_url()
     }
-    let line = format!(
-        "verified: file {} ({size} bytes, sha1 {sha1}) downloaded from the emulator matches {} byte for byte; \
-         upload took {:.2} s ({:.1} MB/s)",
-        file.id,
-        path.display(),
-        took.as_secs_f64(),
-        size as f64 / took.as_secs_f64().max(0.001) / 1e6
-    );
-    if args.json {
-        eprintln!("{line}");
-        Ok(())
-    } else {
-        print_line(&line)
+
+    /// Downloads `file` through a plain HTTP request, compares it with the source byte for byte
+    /// and says so (on stdout, or stderr with `json`).
+    pub(crate) fn verify(&self, file: &FileFull, took: Duration, json: bool) -> Result<(), Failure> {
+        let url = format!("{}/2.0/files/{}/content", self.upload_base(), file.id);
+        let (size, sha1) = compare(&url, &self.path)?;
+        if let Some(box_sha1) = &file.sha1 {
+            if !box_sha1.eq_ignore_ascii_case(&sha1) {
+                return Err(Failure::new(
+                    Exit::Integrity,
+                    format!("the committed file's sha1 {box_sha1} is not the source's {sha1}"),
+                ));
+            }
+        }
+        let line = format!(
+            "verified: file {} ({size} bytes, sha1 {sha1}) downloaded from the emulator matches {} byte for byte; \
+             upload took {:.2} s ({:.1} MB/s)",
+            file.id,
+            self.path.display(),
+            took.as_secs_f64(),
+            size as f64 / took.as_secs_f64().max(0.001) / 1e6
+        );
+        if json {
+            eprintln!("{line}");
+            Ok(())
+        } else {
+            print_line(&line)
+        }
     }
 }
 

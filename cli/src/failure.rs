@@ -1,6 +1,6 @@
 //! What a command failed with: one line for stderr and an exit code.
 
-use box_upload_core::{Error as CoreError, ProtocolError, SourceError};
+use box_upload_core::{Error as CoreError, InputError, ProtocolError, SourceError};
 use std::fmt;
 
 /// The documented exit codes (see `box-upload --help`).
@@ -65,7 +65,7 @@ pub(crate) fn classify_core(e: &CoreError) -> Exit {
         },
         CoreError::Source(SourceError::Io(_)) => Exit::Io,
         CoreError::Source(_) => Exit::Integrity,
-        CoreError::Input(box_upload_core::InputError::CheckpointMismatch(_)) => Exit::Integrity,
+        CoreError::Input(InputError::CheckpointMismatch(_) | InputError::SizeMismatch { .. }) => Exit::Integrity,
         CoreError::Transport { .. } => Exit::Io,
         _ => Exit::Other,
     }
@@ -99,36 +99,22 @@ impl From<CoreError> for Failure {
     }
 }
 
-impl From<box_upload_core::InputError> for Failure {
-    fn from(e: box_upload_core::InputError) -> Self {
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Self {
         Failure::from(CoreError::from(e))
     }
 }
 
-impl From<box_upload_ureq::Error> for Failure {
-    fn from(e: box_upload_ureq::Error) -> Self {
-        use box_upload_ureq::Error as U;
+/// The one error of both transports: the core's error as [`classify_core`] says, and what only
+/// a driver can hit (a source or checkpoint file that cannot be used, the client's setup).
+impl From<box_upload_driver::Error> for Failure {
+    fn from(e: box_upload_driver::Error) -> Self {
+        use box_upload_driver::Error as D;
         if let Some(core) = e.core() {
             return Failure::from(core);
         }
         let exit = match &e {
-            U::SourceOpen { .. } | U::Checkpoint { .. } => Exit::Io,
-            U::SizeMismatch { .. } => Exit::Integrity,
-            _ => Exit::Other,
-        };
-        Failure::new(exit, one_line(&e.to_string()))
-    }
-}
-
-impl From<box_upload_hyper::Error> for Failure {
-    fn from(e: box_upload_hyper::Error) -> Self {
-        use box_upload_hyper::Error as H;
-        if let Some(core) = e.core() {
-            return Failure::from(core);
-        }
-        let exit = match &e {
-            H::SourceOpen { .. } | H::Checkpoint { .. } => Exit::Io,
-            H::SizeMismatch { .. } => Exit::Integrity,
+            D::SourceOpen { .. } | D::Checkpoint { .. } => Exit::Io,
             _ => Exit::Other,
         };
         Failure::new(exit, one_line(&e.to_string()))
@@ -151,11 +137,28 @@ mod tests {
 
     #[test]
     fn classes() {
-        let e = CoreError::from(box_upload_core::InputError::FileTooSmall { size: 3 });
+        let e = CoreError::from(InputError::FileTooSmall { size: 3 });
         assert_eq!(classify_core(&e), Exit::Other);
+        let e = CoreError::from(InputError::SizeMismatch { declared: 1, actual: 2 });
+        assert_eq!(classify_core(&e), Exit::Integrity);
         let e = CoreError::Source(SourceError::Changed("x".into()));
         assert_eq!(classify_core(&e), Exit::Integrity);
         let e = CoreError::Source(SourceError::Io("x".into()));
         assert_eq!(classify_core(&e), Exit::Io);
+    }
+
+    #[test]
+    fn driver_errors() {
+        use box_upload_driver::Error as D;
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let exit = |e: D| Failure::from(e).exit;
+        assert_eq!(exit(D::SourceOpen { path: "a".into(), source: io() }), Exit::Io);
+        assert_eq!(exit(D::Checkpoint { path: "a".into(), source: io() }), Exit::Io);
+        assert_eq!(exit(D::CheckpointFormat { path: "a".into(), detail: "x".into() }), Exit::Other);
+        assert_eq!(exit(D::Config("x".into())), Exit::Other);
+        assert_eq!(exit(D::from(InputError::SizeMismatch { declared: 1, actual: 2 })), Exit::Integrity);
+        assert_eq!(exit(D::Core(CoreError::Cancelled)), Exit::Other);
+        let f = Failure::from(D::Config("two\nlines".into()));
+        assert_eq!(f.message, "client configuration: two lines");
     }
 }

@@ -1,6 +1,8 @@
 //! Ctrl-C during an upload: the first stops it cleanly (the session is aborted, or kept when a
-//! checkpoint file can resume it); a second one exits at once.
+//! checkpoint file can resume it); a second one exits at once. The first press cancels the run's
+//! [`CancelToken`], the one both transports watch.
 
+use box_upload_driver::CancelToken;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -9,8 +11,8 @@ use std::sync::Arc;
 pub(crate) struct Interrupt(Arc<AtomicBool>);
 
 impl Interrupt {
-    /// Starts watching for Ctrl-C on a thread of its own; `on_first` runs on the first press.
-    pub(crate) fn watch(on_first: impl FnOnce() + Send + 'static) -> Self {
+    /// Starts watching for Ctrl-C on a thread of its own; the first press cancels `token`.
+    pub(crate) fn watch(token: CancelToken) -> Self {
         let flag = Interrupt::default();
         let seen = flag.0.clone();
         let spawned = std::thread::Builder::new().name("box-upload-ctrl-c".into()).spawn(move || {
@@ -23,7 +25,7 @@ impl Interrupt {
                 }
                 seen.store(true, Ordering::SeqCst);
                 eprintln!("\nbox-upload: interrupted; stopping (Ctrl-C again to quit at once)");
-                on_first();
+                token.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
                 }

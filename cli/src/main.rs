@@ -8,6 +8,7 @@ mod commands;
 mod emulator;
 mod failure;
 mod interrupt;
+mod output;
 mod progress;
 
 use clap::Parser;

@@ -1,9 +1,8 @@
 //! The progress bar: drawn on stderr only when stderr is a terminal.
 
-use crate::backend::ProgressFn;
+use box_upload_driver::UploadOptions;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A progress bar on stderr, or nothing when stderr is not a terminal.
@@ -29,15 +28,17 @@ impl Bar {
         Self { bar: Some(bar) }
     }
 
-    /// The callback that moves the bar, or `None` when nothing is drawn.
-    pub(crate) fn callback(&self) -> Option<ProgressFn> {
-        let bar = self.bar.clone()?;
-        Some(Arc::new(move |p: box_upload_core::Progress| {
+    /// `options` with a progress callback that moves the bar (unchanged when nothing is drawn).
+    pub(crate) fn watch(&self, options: UploadOptions) -> UploadOptions {
+        let Some(bar) = self.bar.clone() else {
+            return options;
+        };
+        options.on_progress(move |p| {
             if bar.length() != Some(p.total_bytes) {
                 bar.set_length(p.total_bytes);
             }
             bar.set_position(p.bytes_acknowledged);
-        }))
+        })
     }
 
     /// Leaves the bar drawn, full.

@@ -183,3 +183,146 @@ fn commit_with_wrong_digest_is_integrity_failure() {
     assert_fails(&out, 5, &["digest_mismatch"]);
     assert_eq!(emu.counters().commits, 0);
 }
+
+/// A server that lies about the listing: every page holds one part and says `total_count`
+/// 10^12. It counts the requests it answers. (The session it describes has 4 parts.)
+struct HostileServer {
+    base: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl HostileServer {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/api", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                // The rest of the head (a GET has no body).
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let offset: u64 = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("offset="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let body = if path.ends_with("/parts") {
+                    serde_json::json!({
+                        "entries": [{
+                            "part_id": format!("{:08X}", offset),
+                            "offset": offset * PART,
+                            "size": PART,
+                            "sha1": "0".repeat(40),
+                        }],
+                        "limit": 1,
+                        "offset": offset,
+                        "total_count": 1_000_000_000_000u64,
+                    })
+                } else {
+                    serde_json::json!({
+                        "id": "HOSTILE", "type": "upload_session", "part_size": PART,
+                        "total_parts": 4, "num_parts_processed": 0,
+                    })
+                }
+                .to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        Self { base, requests }
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `session parts --all` against a server answering total_count 10^12, one part a page: the
+/// core's listing bounds stop it with a clear error after a bounded number of requests, where
+/// paging until the count is reached would go on for ever.
+#[test]
+fn session_parts_all_stops_a_server_that_lies_about_total_count() {
+    for transport in ["hyper", "ureq"] {
+        let server = HostileServer::start();
+        let mut child = bare()
+            .args(["--upload-url", &server.base, "--token", TOKEN, "--transport", transport])
+            .args(["session", "parts", "HOSTILE", "--all", "--limit", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{transport}: still paging after 60 s ({} requests)", server.requests());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_no_secret(&out, TOKEN);
+        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_fails(&out, 4, &["session parts failed", "total_count"]);
+        assert!(server.requests() <= 3, "{transport}: {} requests", server.requests());
+    }
+}
+
+/// `session commit` waits out Box's 202s (the core's commit machine, RetryPolicy's bounds) and
+/// says so on stderr each time; the commit then goes through.
+#[test]
+fn session_commit_waits_out_202s() {
+    use box_upload_conformance::{FaultAction, Faults, Trigger};
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_file(dir.path(), "slow.bin", SIZE, 17);
+    let p = path.to_str().unwrap();
+    for transport in ["hyper", "ureq"] {
+        let name = format!("slow-{transport}.bin");
+        let session = json(&run(
+            cli(&emu, transport),
+            &["session", "create", "--folder", "0", "--name", &name, "--size", &SIZE.to_string()],
+        ));
+        let id = session["id"].as_str().unwrap();
+        for i in 0..4u64 {
+            assert_ok(&run(
+                cli(&emu, transport),
+                &["part", "upload", id, "--file", p, "--offset", &(i * PART).to_string()],
+            ));
+        }
+        let parts = run(cli(&emu, transport), &["session", "parts", id, "--all"]);
+        let parts_file = dir.path().join(format!("parts-{transport}.json"));
+        std::fs::write(&parts_file, &parts.stdout).unwrap();
+        emu.set_faults(Faults::none().rule(
+            Op::Commit,
+            Trigger::FirstN(2),
+            FaultAction::CommitPending { retry_after: Some(1) },
+        ));
+        let commits = emu.counters().requests(Op::Commit);
+        let out =
+            run(cli(&emu, transport), &["session", "commit", id, "--parts", parts_file.to_str().unwrap(), "--file", p]);
+        let files = json(&out);
+        assert_eq!(files["entries"][0]["name"], name.as_str());
+        assert_eq!(files["entries"][0]["sha1"], sha1_hex(&std::fs::read(&path).unwrap()));
+        assert_eq!(emu.counters().requests(Op::Commit) - commits, 3);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("still processing the parts (202)").count(), 2, "{transport}: {err}");
+        emu.set_faults(Faults::none());
+    }
+}

@@ -1,7 +1,7 @@
 //! A single operation run as a [`Machine`]: token, retries and parsing, with no source to read.
 
 use crate::dispatch::{Completion, Dispatcher};
-use crate::driver::{Event, Machine, PartData, ReadId, ReadRequest, RequestId, Transmit};
+use crate::machine::{Event, Machine, PartData, ReadId, ReadRequest, RequestId, Transmit};
 use crate::error::{Error, SourceError, TransportError};
 use crate::operations::Operation;
 use crate::Client;

@@ -2,7 +2,7 @@
 //! retries. Machines submit jobs and get back completions; only answers that are final reach them.
 
 use crate::auth::{AccessToken, SharedTokenSource, TokenPoll};
-use crate::driver::{Event, RequestId, RequestKind, Transmit};
+use crate::machine::{Event, RequestId, RequestKind, Transmit};
 use crate::error::{AuthError, Error, TransportError};
 use crate::response::api_error;
 use crate::retry::{retry_after, Jitter};

@@ -36,7 +36,7 @@ mod client;
 mod content_range;
 mod digest;
 mod dispatch;
-mod driver;
+mod machine;
 mod error;
 pub mod models;
 pub mod operations;
@@ -55,7 +55,7 @@ pub use call::Call;
 pub use client::{Client, SourceFacts};
 pub use content_range::{ContentRange, ContentRangeError};
 pub use digest::{DigestError, FileHasher, Sha1Digest};
-pub use driver::{
+pub use machine::{
     Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
 };
 pub use error::{

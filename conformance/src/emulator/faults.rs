@@ -30,11 +30,13 @@ pub enum Op {
     File,
     /// Anything else (answered 404 or 405).
     Other,
+    /// `OPTIONS /2.0/files/content` and `OPTIONS /2.0/files/{id}/content` (preflight checks).
+    Preflight,
 }
 
 impl Op {
     /// Every kind, in a fixed order (the index used by the counters).
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 10] = [
         Op::Token,
         Op::CreateSession,
         Op::GetSession,
@@ -44,6 +46,7 @@ impl Op {
         Op::Abort,
         Op::File,
         Op::Other,
+        Op::Preflight,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -107,6 +110,13 @@ pub enum FaultAction {
     },
     /// Commit only: answer 400 `parts_mismatch` even though the parts list is right.
     PartsMismatch,
+    /// Commit only: "commit applied, answer lost". The commit goes through (the file or its new
+    /// version is stored, the session is gone), then the connection is closed without an
+    /// answer, so the client sees a transport failure; a retried commit answers 404. Unlike
+    /// [`DropAnswer`](Self::DropAnswer), which drops whatever answer the request gets, this
+    /// fault only takes effect on a commit that is applied: a commit answered 202 or refused
+    /// (400, 409, 412, ...) is answered as usual (the rule still counts it).
+    CommitAnswerLost,
     /// Upload part only: store the part, but echo a wrong value in the answer.
     WrongEcho(EchoField),
     /// List parts only: add this (possibly negative) number to the `total_count` answered.
@@ -203,6 +213,8 @@ pub(crate) struct FaultPlan {
     /// An action that replaces normal handling (status, redirect, huge body, cut, 202, mismatch).
     pub(crate) early: Option<FaultAction>,
     pub(crate) drop_answer: bool,
+    /// Commit: close without answering once the commit is applied.
+    pub(crate) commit_answer_lost: bool,
     pub(crate) wrong_echo: Option<EchoField>,
     pub(crate) total_count_delta: i64,
 }
@@ -267,6 +279,7 @@ impl FaultState {
             match &rule.action {
                 FaultAction::Delay(d) => plan.delay = Some(plan.delay.unwrap_or_default() + *d),
                 FaultAction::DropAnswer => plan.drop_answer = true,
+                FaultAction::CommitAnswerLost => plan.commit_answer_lost = true,
                 FaultAction::WrongEcho(field) => plan.wrong_echo = Some(*field),
                 FaultAction::LyingTotalCount(delta) => plan.total_count_delta += delta,
                 other => {

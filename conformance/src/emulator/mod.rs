@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use faults::{EchoField, FaultAction, FaultRule, Faults, Op, Trigger};
-pub use sessions::FileInfo;
+pub use sessions::{ConflictsShape, FileInfo};
 
 use auth::Auth;
 use faults::FaultState;
@@ -61,6 +61,10 @@ pub(crate) fn percent_decode_str(s: &str) -> Option<String> {
 pub const MIN_FILE_SIZE: u64 = 20_000_000;
 /// The default part size (8 MiB).
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Box's largest `limit` for list parts, and the emulator's default page size.
+pub const MAX_LIST_LIMIT: u64 = 1000;
+/// The largest list-parts `offset` Box accepts; above it, 400.
+pub const MAX_LIST_OFFSET: u64 = 10_000;
 
 /// Errors of the emulator's library API.
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +92,40 @@ impl From<errors::ApiError> for EmulatorError {
     }
 }
 
+/// How the emulator chooses the `part_size` of a new session.
+#[derive(Clone)]
+pub(crate) enum PartSizeRule {
+    /// The same for every file.
+    Fixed(u64),
+    /// A function of the file size.
+    By(Arc<dyn Fn(u64) -> u64 + Send + Sync>),
+}
+
+impl PartSizeRule {
+    /// The part size for a file of `file_size` bytes (at least 1).
+    pub(crate) fn for_size(&self, file_size: u64) -> u64 {
+        match self {
+            PartSizeRule::Fixed(n) => *n,
+            PartSizeRule::By(f) => f(file_size),
+        }
+        .max(1)
+    }
+}
+
+impl std::fmt::Debug for PartSizeRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartSizeRule::Fixed(n) => f.debug_tuple("Fixed").field(n).finish(),
+            PartSizeRule::By(_) => f.write_str("By(fn(file_size) -> part_size)"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) part_size: u64,
+    pub(crate) part_size: PartSizeRule,
+    /// The most entries a list-parts page holds (1 to 1000).
+    pub(crate) list_page_size: u64,
     pub(crate) session_lifetime: Duration,
     pub(crate) min_file_size: u64,
     pub(crate) max_file_size: u64,
@@ -185,6 +220,7 @@ pub struct EmulatorBuilder {
     seed: u64,
     data_dir: Option<PathBuf>,
     discard_content: bool,
+    conflicts_shape: ConflictsShape,
 }
 
 impl Default for EmulatorBuilder {
@@ -195,7 +231,8 @@ impl Default for EmulatorBuilder {
             client: None,
             token_lifetime: Duration::from_secs(3600),
             config: Config {
-                part_size: DEFAULT_PART_SIZE,
+                part_size: PartSizeRule::Fixed(DEFAULT_PART_SIZE),
+                list_page_size: MAX_LIST_LIMIT,
                 session_lifetime: Duration::from_secs(7 * 24 * 3600),
                 min_file_size: MIN_FILE_SIZE,
                 max_file_size: 1 << 40,
@@ -205,6 +242,7 @@ impl Default for EmulatorBuilder {
             seed: 0,
             data_dir: None,
             discard_content: false,
+            conflicts_shape: ConflictsShape::Object,
         }
     }
 }
@@ -238,10 +276,49 @@ impl EmulatorBuilder {
         self
     }
 
-    /// The part size of new sessions (default 8 MiB). Must be at least 1.
+    /// The part size of new sessions (default 8 MiB), the same for every file size. Must be at
+    /// least 1. See [`part_size_fn`](Self::part_size_fn) for a part size that depends on the file.
     #[must_use]
     pub fn part_size(mut self, part_size: u64) -> Self {
-        self.config.part_size = part_size.max(1);
+        self.config.part_size = PartSizeRule::Fixed(part_size.max(1));
+        self
+    }
+
+    /// Chooses the part size of each new session from its `file_size`, as Box does (Box has
+    /// given 8 MiB and 32 MiB parts to files of similar sizes; no rule is published). The
+    /// function gets the session's `file_size` and returns its `part_size`; 0 is taken as 1.
+    /// Replaces [`part_size`](Self::part_size) (the constant case).
+    ///
+    /// ```
+    /// # use box_upload_conformance::Emulator;
+    /// const MIB: u64 = 1024 * 1024;
+    /// let builder = Emulator::builder().part_size_fn(|size| if size >= 1 << 30 { 32 * MIB } else { 8 * MIB });
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn part_size_fn(mut self, f: impl Fn(u64) -> u64 + Send + Sync + 'static) -> Self {
+        self.config.part_size = PartSizeRule::By(Arc::new(f));
+        self
+    }
+
+    /// The most entries one list-parts page holds (default 1000, Box's maximum `limit`; clamped
+    /// to 1..=1000). A request's `limit` (default 100, as in Box's spec) is cut down to it and the
+    /// answer's `limit` says what was applied, so a client asking for 1000 may get pages of `n`
+    /// and must page by `offset` until it has `total_count` entries. `limit` above 1000 and
+    /// `offset` above 10000 are still answered 400.
+    #[must_use]
+    pub fn list_page_size(mut self, n: u64) -> Self {
+        self.config.list_page_size = n.clamp(1, MAX_LIST_LIMIT);
+        self
+    }
+
+    /// The shape of `context_info.conflicts` in 409 `item_name_in_use` answers (preflight,
+    /// create session, commit): one object (the default; what rclone and Box's .NET SDK have
+    /// observed) or an array holding it (what Box's spec says). Changeable at run time with
+    /// [`Emulator::set_conflicts_shape`].
+    #[must_use]
+    pub fn conflicts_shape(mut self, shape: ConflictsShape) -> Self {
+        self.conflicts_shape = shape;
         self
     }
 
@@ -313,7 +390,7 @@ impl EmulatorBuilder {
         let addr = listener.local_addr()?;
         let storage = if self.discard_content { Storage::discard() } else { Storage::new(self.data_dir.as_deref())? };
         let shared = Arc::new(Shared {
-            store: Store::new(storage, self.seed),
+            store: Store::new(storage, self.seed, self.conflicts_shape),
             auth: Auth::new(self.tokens, self.client, self.token_lifetime),
             faults: FaultState::new(self.faults, self.seed),
             counters: Counters::default(),
@@ -402,9 +479,28 @@ impl Emulator {
         format!("http://{}/oauth2/token", self.addr)
     }
 
-    /// The part size of new sessions.
+    /// The part size of new sessions of the smallest accepted file size (with
+    /// [`EmulatorBuilder::part_size`], the part size of every session).
     pub fn part_size(&self) -> u64 {
-        self.shared.config.part_size
+        self.part_size_for(self.shared.config.min_file_size)
+    }
+
+    /// The part size a new session of `file_size` bytes gets.
+    pub fn part_size_for(&self, file_size: u64) -> u64 {
+        self.shared.config.part_size.for_size(file_size)
+    }
+
+    /// `http://127.0.0.1:PORT`, the base of the API paths (`/2.0/files/{id}`, the preflight
+    /// `OPTIONS /2.0/files/content`), laid out like `https://api.box.com`. Every route is also
+    /// served under [`upload_base_url`](Self::upload_base_url) (`/api/2.0/...`): one origin
+    /// serves both.
+    pub fn api_base_url(&self) -> String {
+        self.base_url()
+    }
+
+    /// Changes the shape of `context_info.conflicts` in 409 answers from now on.
+    pub fn set_conflicts_shape(&self, shape: ConflictsShape) {
+        self.shared.store.set_conflicts_shape(shape);
     }
 
     /// Where part data and files are kept (`None` when content is discarded).

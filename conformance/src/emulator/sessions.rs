@@ -11,6 +11,7 @@
 //! is never read twice in full, and nothing is re-read when parts arrive in order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +51,11 @@ pub struct FileInfo {
     pub created_at: SystemTime,
     /// Time of the latest version.
     pub modified_at: SystemTime,
+    /// `content_created_at` as given in the commit's `attributes` (`None`: the creation time).
+    pub content_created_at: Option<String>,
+    /// `content_modified_at` as given in the commit's `attributes` (`None`: the latest version's
+    /// time).
+    pub content_modified_at: Option<String>,
 }
 
 impl FileInfo {
@@ -69,6 +75,27 @@ impl FileInfo {
 pub(crate) struct Folder {
     pub(crate) id: String,
     pub(crate) name: String,
+    /// `None` for the root folder "0".
+    pub(crate) parent_id: Option<String>,
+}
+
+/// The shape of `context_info.conflicts` in 409 `item_name_in_use` answers. Box's answers have
+/// been seen with one object (rclone, Box's .NET SDK), while Box's spec (`ConflictError`) types
+/// it as an array of `FileConflict`: clients should accept both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConflictsShape {
+    /// `"conflicts": {"type": "file", "id": ..., ...}` (the default).
+    #[default]
+    Object,
+    /// `"conflicts": [{"type": "file", "id": ..., ...}]`.
+    Array,
+}
+
+/// Attributes a commit body may carry (`attributes`), stored with the file.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CommitAttributes {
+    pub(crate) content_created_at: Option<String>,
+    pub(crate) content_modified_at: Option<String>,
 }
 
 /// What a session will create at commit.
@@ -324,6 +351,8 @@ pub(crate) struct Store {
     pub(crate) storage: Storage,
     pub(crate) clock: Clock,
     model: Mutex<Model>,
+    /// `context_info.conflicts` as an array (else one object).
+    conflicts_array: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -346,18 +375,30 @@ impl Model {
     }
 }
 
-fn conflict_error(existing: &FileInfo) -> ApiError {
-    ApiError::new(409, "item_name_in_use", "Item with the same name already exists").context(json!({
-        "conflicts": {
-            "type": "file",
-            "id": existing.id,
-            "file_version": {"type": "file_version", "id": existing.version_id, "sha1": existing.sha1},
-            "sequence_id": existing.sequence_id,
-            "etag": existing.etag,
-            "sha1": existing.sha1,
-            "name": existing.name,
-        }
-    }))
+/// The 409 for a name taken by `existing`, with `context_info.conflicts` in the given shape.
+fn conflict_error(existing: &FileInfo, shape: ConflictsShape) -> ApiError {
+    let conflict = json!({
+        "type": "file",
+        "id": existing.id,
+        "file_version": {"type": "file_version", "id": existing.version_id, "sha1": existing.sha1},
+        "sequence_id": existing.sequence_id,
+        "etag": existing.etag,
+        "sha1": existing.sha1,
+        "name": existing.name,
+        "size": existing.size,
+    });
+    let conflicts = match shape {
+        ConflictsShape::Object => conflict,
+        ConflictsShape::Array => json!([conflict]),
+    };
+    ApiError::new(409, "item_name_in_use", "Item with the same name already exists")
+        .context(json!({"conflicts": conflicts}))
+}
+
+/// The 404 for a missing parent folder.
+fn parent_not_found() -> ApiError {
+    ApiError::not_found("Not Found")
+        .context(json!({"errors": [{"reason": "not_found", "name": "parent", "message": "Parent folder not found"}]}))
 }
 
 fn io_error(e: std::io::Error) -> ApiError {
@@ -366,10 +407,11 @@ fn io_error(e: std::io::Error) -> ApiError {
 
 impl Store {
     /// A store with only the root folder "0" (named "All Files").
-    pub(crate) fn new(storage: Storage, seed: u64) -> Self {
+    pub(crate) fn new(storage: Storage, seed: u64, conflicts: ConflictsShape) -> Self {
         let mut folders = HashMap::new();
-        folders.insert("0".to_string(), Folder { id: "0".into(), name: "All Files".into() });
+        folders.insert("0".to_string(), Folder { id: "0".into(), name: "All Files".into(), parent_id: None });
         Store {
+            conflicts_array: AtomicBool::new(conflicts == ConflictsShape::Array),
             storage,
             clock: Clock::default(),
             model: Mutex::new(Model {
@@ -380,6 +422,17 @@ impl Store {
                 rng: Rng::new(seed),
             }),
         }
+    }
+
+    /// Sets the shape of `context_info.conflicts` in 409 answers.
+    pub(crate) fn set_conflicts_shape(&self, shape: ConflictsShape) {
+        self.conflicts_array.store(shape == ConflictsShape::Array, Ordering::Relaxed);
+    }
+
+    fn conflict(&self, existing: &FileInfo) -> ApiError {
+        let shape =
+            if self.conflicts_array.load(Ordering::Relaxed) { ConflictsShape::Array } else { ConflictsShape::Object };
+        conflict_error(existing, shape)
     }
 
     /// A fresh random hex id of `len` characters, upper case (deterministic for a seed).
@@ -401,7 +454,9 @@ impl Store {
             return Err(ApiError::not_found("Parent folder not found"));
         }
         let id = model.next_numeric();
-        model.folders.insert(id.clone(), Folder { id: id.clone(), name: name.to_string() });
+        model
+            .folders
+            .insert(id.clone(), Folder { id: id.clone(), name: name.to_string(), parent_id: Some(parent_id.to_string()) });
         Ok(id)
     }
 
@@ -428,7 +483,7 @@ impl Store {
             return Err(ApiError::not_found("Folder not found"));
         }
         if let Some(existing) = model.name_conflict(folder_id, name, None) {
-            return Err(conflict_error(existing));
+            return Err(self.conflict(existing));
         }
         let id = model.next_numeric();
         let version_id = model.next_numeric();
@@ -446,9 +501,39 @@ impl Store {
             stored,
             created_at: now,
             modified_at: now,
+            content_created_at: None,
+            content_modified_at: None,
         };
         model.files.insert(id, info.clone());
         Ok(info)
+    }
+
+    /// The preflight check of an upload (`OPTIONS /files/content`, `OPTIONS /files/{id}/content`):
+    /// `file_id` is the file a new version is for (404 when unknown), `folder_id` the destination
+    /// (by default the file's folder; 404 when unknown), `name` the file's name (by default the
+    /// file's; 409 when another file has it).
+    pub(crate) fn preflight(
+        &self,
+        file_id: Option<&str>,
+        folder_id: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let model = lock(&self.model);
+        let file = match file_id {
+            Some(id) => Some(model.files.get(id).ok_or_else(|| ApiError::not_found("Not Found"))?),
+            None => None,
+        };
+        let folder_id = folder_id.or(file.map(|f| f.folder_id.as_str())).unwrap_or("0");
+        if !model.folders.contains_key(folder_id) {
+            return Err(parent_not_found());
+        }
+        let name = name.or(file.map(|f| f.name.as_str()));
+        if let Some(name) = name {
+            if let Some(existing) = model.name_conflict(folder_id, name, file_id) {
+                return Err(self.conflict(existing));
+            }
+        }
+        Ok(())
     }
 
     /// Opens an upload session after checking the target (folder/file exists, name free).
@@ -465,11 +550,10 @@ impl Store {
             match &target {
                 Target::NewFile { folder_id, name } => {
                     if !model.folders.contains_key(folder_id) {
-                        return Err(ApiError::not_found("Not Found")
-                            .context(json!({"errors": [{"reason": "not_found", "name": "parent", "message": "Parent folder not found"}]})));
+                        return Err(parent_not_found());
                     }
                     if let Some(existing) = model.name_conflict(folder_id, name, None) {
-                        return Err(conflict_error(existing));
+                        return Err(self.conflict(existing));
                     }
                 }
                 Target::NewVersion { file_id, name } => {
@@ -478,7 +562,7 @@ impl Store {
                     };
                     if let Some(name) = name {
                         if let Some(existing) = model.name_conflict(&file.folder_id, name, Some(file_id)) {
-                            return Err(conflict_error(existing));
+                            return Err(self.conflict(existing));
                         }
                     }
                 }
@@ -568,7 +652,12 @@ impl Store {
     }
 
     /// Commits: checks the conditions, then turns the session file into the file's content.
-    pub(crate) fn commit(&self, session: &Session, cond: &CommitConditions) -> Result<FileInfo, ApiError> {
+    pub(crate) fn commit(
+        &self,
+        session: &Session,
+        cond: &CommitConditions,
+        attrs: &CommitAttributes,
+    ) -> Result<FileInfo, ApiError> {
         let now = self.clock.now();
         let mut guard = lock(&self.model);
         let model = &mut *guard;
@@ -608,7 +697,7 @@ impl Store {
         }
         let except = current.as_ref().map(|f| f.id.as_str());
         if let Some(existing) = model.name_conflict(&folder_id, &name, except) {
-            return Err(conflict_error(existing));
+            return Err(self.conflict(existing));
         }
         let sha1 = {
             let mut st = lock(&session.state);
@@ -646,6 +735,8 @@ impl Store {
                     version_id,
                     stored,
                     modified_at: now,
+                    content_created_at: attrs.content_created_at.clone().or(old.content_created_at.clone()),
+                    content_modified_at: attrs.content_modified_at.clone(),
                     ..old
                 }
             }
@@ -661,6 +752,8 @@ impl Store {
                 stored,
                 created_at: now,
                 modified_at: now,
+                content_created_at: attrs.content_created_at.clone(),
+                content_modified_at: attrs.content_modified_at.clone(),
             },
         };
         model.files.insert(id, info.clone());
@@ -669,11 +762,34 @@ impl Store {
 
     /// The FileFull JSON of `file`.
     pub(crate) fn file_full_json(&self, file: &FileInfo) -> Value {
-        let folder = self.folder(&file.folder_id).unwrap_or(Folder { id: file.folder_id.clone(), name: String::new() });
-        let user = json!({"type": "user", "id": "33333", "name": "Emulated User", "login": "emulated@example.com"});
-        let folder_mini = json!({
-            "type": "folder", "id": folder.id, "sequence_id": null, "etag": null, "name": folder.name,
+        // The folders from the root down to the parent (Box's path_collection).
+        let path: Vec<Folder> = {
+            let model = lock(&self.model);
+            let mut chain = Vec::new();
+            let mut next = Some(file.folder_id.clone());
+            while let Some(id) = next {
+                let Some(folder) = model.folders.get(&id) else { break };
+                next = folder.parent_id.clone();
+                chain.push(folder.clone());
+                if chain.len() > 10_000 {
+                    break;
+                }
+            }
+            chain.reverse();
+            chain
+        };
+        let mini = |f: &Folder| {
+            // The root folder has no sequence id or etag.
+            let tag = if f.parent_id.is_some() { json!("0") } else { Value::Null };
+            json!({"type": "folder", "id": f.id, "sequence_id": tag, "etag": tag, "name": f.name})
+        };
+        let folder_mini = path.last().map(mini).unwrap_or_else(|| {
+            json!({"type": "folder", "id": file.folder_id, "sequence_id": null, "etag": null, "name": ""})
         });
+        let entries: Vec<Value> = path.iter().map(mini).collect();
+        let user = json!({"type": "user", "id": "33333", "name": "Emulated User", "login": "emulated@example.com"});
+        let content_created_at = file.content_created_at.clone().unwrap_or_else(|| rfc3339(file.created_at));
+        let content_modified_at = file.content_modified_at.clone().unwrap_or_else(|| rfc3339(file.modified_at));
         json!({
             "id": file.id,
             "type": "file",
@@ -684,13 +800,13 @@ impl Store {
             "file_version": {"type": "file_version", "id": file.version_id, "sha1": file.sha1},
             "description": "",
             "size": file.size,
-            "path_collection": {"total_count": 1, "entries": [folder_mini.clone()]},
+            "path_collection": {"total_count": entries.len(), "entries": entries},
             "created_at": rfc3339(file.created_at),
             "modified_at": rfc3339(file.modified_at),
             "trashed_at": null,
             "purged_at": null,
-            "content_created_at": rfc3339(file.created_at),
-            "content_modified_at": rfc3339(file.modified_at),
+            "content_created_at": content_created_at,
+            "content_modified_at": content_modified_at,
             "created_by": user.clone(),
             "modified_by": user.clone(),
             "owned_by": user,

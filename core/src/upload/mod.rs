@@ -16,7 +16,7 @@ pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
 use crate::digest::{FileHasher, Sha1Digest};
 use crate::dispatch::{Completion, Dispatcher};
-use crate::driver::{
+use crate::machine::{
     Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit,
 };
 use crate::error::{Error, InputError, ProtocolError, SourceError, TransportError};

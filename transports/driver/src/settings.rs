@@ -155,7 +155,7 @@ impl<W: Wire> ClientBuilder<W> {
     }
 
     /// Parts read and on the wire at once for every big upload of this client, overriding the
-    /// request's own setting. Memory is bounded by about `(n + 2) × part_size`.
+    /// request's own setting. Memory is bounded by about `(n + 1) × part_size`.
     pub fn parts_in_flight(mut self, n: usize) -> Self {
         self.settings.core.parts_in_flight = Some(n);
         self

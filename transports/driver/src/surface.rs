@@ -8,10 +8,10 @@ use crate::source::{OpenSource, Source};
 use crate::Error;
 use box_upload_core::{BigUpload, Client, ResumeFrom, ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
-/// Opens `source` with part buffers for `parts_in_flight` parts on the wire, the one being read
-/// and one spare.
+/// Opens `source` with part buffers kept for `parts_in_flight` parts on the wire and the one
+/// being read.
 pub fn open_source(source: Source, parts_in_flight: Option<usize>) -> Result<OpenSource, Error> {
-    source.open(parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT).saturating_add(2))
+    source.open(parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT).saturating_add(1))
 }
 
 /// The big upload of `source` as `request` says, with the source opened: the core decides the
@@ -61,13 +61,70 @@ pub fn expect_continue(request: &mut http::Request<bytes::Bytes>) {
     }
 }
 
+/// A transport's `Client`, written once: the struct (the core client, the transport's wire, the
+/// parts in flight), its [`ClientBuilder`](crate::ClientBuilder) alias and the marker type the
+/// builder builds it with, and every method of [`client_surface!`](crate::client_surface).
+/// `client!(Marker, Wire, {async} {.await})` in an async transport, `client!(Marker, Wire, {}
+/// {})` in a blocking one; `Wire::new(&Settings) -> Result<Wire, Error>` makes the wire, and the
+/// transport writes `drive_run` and `part_data` (see [`client_surface!`](crate::client_surface))
+/// in an `impl Client` of its own.
+#[macro_export]
+macro_rules! client {
+    ($(#[$meta:meta])* $marker:ident, $wire:ty, {$($async:tt)*} {$($await:tt)*}) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct Client {
+            core: $crate::core::Client,
+            wire: $wire,
+            parts_in_flight: Option<usize>,
+        }
+
+        impl ::std::fmt::Debug for Client {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct("Client")
+                    .field("core", &self.core)
+                    .field("parts_in_flight", &self.parts_in_flight)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        /// Builds a [`Client`]: the same builder, with the same settings, as every transport's.
+        pub type ClientBuilder = $crate::ClientBuilder<$marker>;
+
+        /// This transport, as the [`ClientBuilder`] knows it.
+        #[derive(Debug)]
+        pub enum $marker {}
+
+        impl $crate::Wire for $marker {
+            type Client = Client;
+
+            fn build(settings: $crate::Settings) -> Result<Client, $crate::Error> {
+                Ok(Client {
+                    core: settings.core_client()?,
+                    wire: <$wire>::new(&settings)?,
+                    parts_in_flight: settings.parts_in_flight(),
+                })
+            }
+        }
+
+        impl Client {
+            /// A builder with the defaults.
+            pub fn builder() -> ClientBuilder {
+                ClientBuilder::new()
+            }
+
+            $crate::client_surface!({$($async)*} {$($await)*});
+        }
+    };
+}
+
 /// The methods of a transport's `Client`, written once: the thirteen operations, the big
 /// upload and the resume, and the generic `run` / `drive` entry points. Expanded inside
 /// `impl Client { ... }` as `client_surface!({} {})` for a blocking client or
 /// `client_surface!({async} {.await})` for an async one.
 ///
-/// The client must have the fields `core: box_upload_core::Client` and
-/// `parts_in_flight: Option<usize>`, and two methods of its own, blocking or async as the
+/// [`client!`](crate::client) expands it. The client must have the fields
+/// `core: box_upload_core::Client` and `parts_in_flight: Option<usize>`, and two methods of its own, blocking or async as the
 /// surface: `drive_run(&self, &mut M, Option<OpenSource>, UploadOptions) -> Result<M::Output,
 /// Error>` (its loop) and `part_data(Bytes) -> Result<PartData, Error>` (hashing a part where
 /// the transport allows blocking work).

@@ -17,7 +17,7 @@
 //! - The thirteen single operations (`create_upload_session`, `upload_file_part_by_id`, ...), and
 //!   [`Client::run`] for any [`Operation`](box_upload_core::operations::Operation).
 //!
-//! Memory stays under about `(parts_in_flight + 2) × part_size` whatever the file size: the core
+//! Memory stays under about `(parts_in_flight + 1) × part_size` whatever the file size: the core
 //! asks for no more reads while its parts in flight are held, and parts are never copied on the
 //! way to the socket.
 //!
@@ -49,16 +49,6 @@ mod client;
 mod driver;
 mod transport;
 
-pub use box_upload_core as core;
-pub use box_upload_core::models;
-pub use box_upload_core::operations;
-pub use box_upload_core::{
-    BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom, ResumeOptions,
-    RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
-};
 pub use box_upload_driver;
-pub use box_upload_driver::{
-    load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT,
-};
+pub use box_upload_driver::exports::*;
 pub use client::{Client, ClientBuilder, Hyper};

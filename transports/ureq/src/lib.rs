@@ -9,7 +9,7 @@
 //! threads (as many as parts in flight, plus two, started as needed); the source is read on the
 //! shared reading thread, one part at a time, in order, each chunk hashed while in cache for its
 //! part and the whole file in one pass. Memory stays under about
-//! `(parts_in_flight + 2) × part_size`.
+//! `(parts_in_flight + 1) × part_size`.
 //!
 //! ```no_run
 //! use box_upload_ureq::{CancelToken, Client, Source, UploadOptions, UploadRequest};
@@ -45,16 +45,6 @@ mod client;
 mod driver;
 mod transport;
 
-pub use box_upload_core as core;
-pub use box_upload_core::models;
-pub use box_upload_core::operations;
-pub use box_upload_core::{
-    BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom, ResumeOptions,
-    RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
-};
 pub use box_upload_driver;
-pub use box_upload_driver::{
-    load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT,
-};
+pub use box_upload_driver::exports::*;
 pub use client::{Client, ClientBuilder, Ureq};

@@ -1,7 +1,7 @@
 //! One request over ureq: send the core's `http::Request<Bytes>`, hand back every header and at
 //! most `max_response_bytes` of the body, and name failures with the core's kinds.
 
-use box_upload_driver::Settings;
+use box_upload_driver::{Error, Settings};
 use box_upload_core::{RequestKind, Transmit, TransportError, TransportErrorKind};
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -19,7 +19,7 @@ pub(crate) struct Agent {
 impl Agent {
     /// The agent the settings describe: no redirects followed, every status an answer, no proxy
     /// from the environment (the same in every transport), bounded timeouts.
-    pub(crate) fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(settings: &Settings) -> Result<Self, Error> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -34,7 +34,7 @@ impl Agent {
             .max_idle_connections_per_host(settings.pool_size())
             .build()
             .new_agent();
-        Self { agent, expect_continue: settings.expect_continue }
+        Ok(Self { agent, expect_continue: settings.expect_continue })
     }
 }
 
