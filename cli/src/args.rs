@@ -1,5 +1,6 @@
 //! The command line, declared with clap's derive API.
 
+use box_upload_core::operations::SessionRef as Session;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -175,29 +176,20 @@ pub(crate) struct SessionRef {
     pub(crate) session_url: Option<String>,
 }
 
-/// A session given by id or by URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum SessionTarget {
-    /// By id: the URL is built from `--upload-url`.
-    Id(String),
-    /// By URL, used as given.
-    Url(String),
-}
-
 impl SessionRef {
-    /// The session as an id or a URL.
-    pub(crate) fn target(&self) -> SessionTarget {
+    /// The session as an id or a URL (by id, the URL is built from `--upload-url`).
+    pub(crate) fn target(&self) -> Session {
         if let Some(url) = &self.session_url {
-            return SessionTarget::Url(url.clone());
+            return Session::Url(url.clone());
         }
         if let Some(id) = &self.session {
-            return SessionTarget::Id(id.clone());
+            return Session::Id(id.clone());
         }
         let pos = self.session_pos.clone().unwrap_or_default();
         if pos.starts_with("http") {
-            SessionTarget::Url(pos)
+            Session::Url(pos)
         } else {
-            SessionTarget::Id(pos)
+            Session::Id(pos)
         }
     }
 }

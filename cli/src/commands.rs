@@ -1,20 +1,18 @@
 //! The commands: argument checks, the calls, and what is printed.
 
-use crate::args::{
-    Cli, Command, Global, PartCommand, ResumeArgs, SessionCommand, SessionTarget, SubjectType, UploadArgs,
-};
+use crate::args::{Cli, Command, Global, PartCommand, ResumeArgs, SessionCommand, SubjectType, UploadArgs};
 use crate::backend::{Auth, Backend, Settings};
 use crate::emulator::{Emulated, EMULATOR_TOKEN};
 use crate::failure::{io_failure, Exit, Failure};
 use crate::output::{print_json, print_line};
 use crate::progress::Bar;
-use box_upload_core::models::{FileFull, UploadPart, UploadParts};
+use box_upload_core::models::{FileFull, UploadPart};
 use box_upload_core::operations::{
-    CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession,
-    GetUploadSession, ListUploadSessionParts, UploadFilePart,
+    CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession, GetUploadSession,
+    ListUploadSessionParts, SessionRef as Session, UploadFilePart,
 };
 use box_upload_core::{
-    BoxSubject, FileFingerprint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest, UploadTarget,
+    BoxSubject, Event, FileFingerprint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest, UploadTarget,
 };
 use box_upload_driver::UploadOptions;
 use std::io::{IsTerminal, Read};
@@ -231,8 +229,8 @@ fn session(global: &Global, cmd: SessionCommand) -> Result<(), Failure> {
         }
         SessionCommand::Get { session } => {
             let op = match session.target() {
-                SessionTarget::Id(id) => GetUploadSession::by_id(id),
-                SessionTarget::Url(url) => GetUploadSession::by_url(url),
+                Session::Id(id) => GetUploadSession::by_id(id),
+                Session::Url(url) => GetUploadSession::by_url(url),
             };
             let session = backend(global)?.run(op).map_err(|f| f.context("session get failed"))?;
             print_json(&session)
@@ -240,54 +238,41 @@ fn session(global: &Global, cmd: SessionCommand) -> Result<(), Failure> {
         SessionCommand::Abort { session } => {
             let target = session.target();
             let op = match &target {
-                SessionTarget::Id(id) => DeleteUploadSession::by_id(id),
-                SessionTarget::Url(url) => DeleteUploadSession::by_url(url),
+                Session::Id(id) => DeleteUploadSession::by_id(id),
+                Session::Url(url) => DeleteUploadSession::by_url(url),
             };
             backend(global)?.run(op).map_err(|f| f.context("session abort failed"))?;
-            let name = match target {
-                SessionTarget::Id(id) | SessionTarget::Url(id) => id,
-            };
+            let (Session::Id(name) | Session::Url(name)) = target;
             eprintln!("aborted upload session {name}");
             Ok(())
         }
-        SessionCommand::Parts { session, offset, limit, all } => {
+        // clap keeps --offset from --all.
+        SessionCommand::Parts { session, limit, all: true, .. } => {
+            let failed = |f: Failure| f.context("session parts failed");
             let target = session.target();
             let backend = backend(global)?;
-            let page = |offset: Option<u64>| -> Result<UploadParts, Failure> {
-                let mut op = match &target {
-                    SessionTarget::Id(id) => ListUploadSessionParts::by_id(id),
-                    SessionTarget::Url(url) => ListUploadSessionParts::by_url(url),
-                };
-                if let Some(o) = offset {
-                    op = op.with_offset(o);
+            let mut list = backend.core().list_all_parts(target.clone());
+            if let Some(l) = limit {
+                list = list.with_limit(l).map_err(|e| failed(e.into()))?;
+            }
+            // By id, the session says how many parts it can hold: a listing of more is refused.
+            if let Session::Id(id) = &target {
+                let session = backend.run(GetUploadSession::by_id(id)).map_err(failed)?;
+                if let Some(total) = session.total_parts {
+                    list = list.with_max_parts(total);
                 }
-                if let Some(l) = limit {
-                    op = op.with_limit(l)?;
-                }
-                backend.run(op).map_err(|f| f.context("session parts failed"))
+            }
+            let parts = backend.drive(&mut list, None, UploadOptions::new()).map_err(failed)?;
+            print_json(&parts)
+        }
+        SessionCommand::Parts { session, offset, limit, all: false } => {
+            let mut op = match session.target() {
+                Session::Id(id) => ListUploadSessionParts::by_id(id),
+                Session::Url(url) => ListUploadSessionParts::by_url(url),
             };
-            if !all {
-                return print_json(&page(offset)?);
-            }
-            let mut entries = Vec::new();
-            let mut total = None;
-            loop {
-                let got = page(Some(entries.len() as u64))?;
-                total = got.total_count.or(total);
-                let n = got.entries.len();
-                entries.extend(got.entries);
-                if n == 0 || total.is_some_and(|t| entries.len() as u64 >= t) {
-                    break;
-                }
-            }
-            let count = entries.len() as u64;
-            print_json(&UploadParts {
-                entries,
-                limit,
-                offset: Some(0),
-                order: None,
-                total_count: Some(total.unwrap_or(count)),
-            })
+            op = op.with_page(offset, limit)?;
+            let parts = backend(global)?.run(op).map_err(|f| f.context("session parts failed"))?;
+            print_json(&parts)
         }
         SessionCommand::Commit { session, parts, digest, file, if_match, if_none_match } => {
             let parts = read_parts(parts.as_deref())?;
@@ -296,35 +281,20 @@ fn session(global: &Global, cmd: SessionCommand) -> Result<(), Failure> {
                 (None, Some(path)) => file_digest(&path)?,
                 (None, None) => return Err(usage("give --digest or --file")),
             };
-            let target = session.target();
+            let op = CommitUploadSession::new(session.target(), parts, digest).with_conditions(if_match, if_none_match);
             let backend = backend(global)?;
-            let deadline = Instant::now() + Duration::from_secs(600);
-            loop {
-                let mut op = match &target {
-                    SessionTarget::Id(id) => CommitUploadSession::by_id(id, parts.clone(), digest),
-                    SessionTarget::Url(url) => CommitUploadSession::by_url(url, parts.clone(), digest),
-                };
-                if let Some(e) = &if_match {
-                    op = op.with_if_match(e);
+            let mut commit = backend.core().commit_and_wait(op);
+            // The core waits out Box's 202s within its RetryPolicy; each is said here.
+            let options = UploadOptions::new().on_event(|event| {
+                if let Event::CommitPending { delay, .. } = event {
+                    eprintln!(
+                        "Box is still processing the parts (202); committing again in {:.1} s",
+                        delay.as_secs_f64()
+                    );
                 }
-                if let Some(e) = &if_none_match {
-                    op = op.with_if_none_match(e);
-                }
-                match backend.run(op).map_err(|f| f.context("session commit failed"))? {
-                    CommitResponse::Committed(files) => return print_json(&files),
-                    CommitResponse::NotReady { retry_after } => {
-                        let wait = retry_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(60));
-                        if Instant::now() + wait > deadline {
-                            return Err(Failure::new(
-                                Exit::Api,
-                                "session commit failed: Box kept answering 202 (parts not processed yet) for 10 minutes",
-                            ));
-                        }
-                        eprintln!("Box is still processing the parts (202); committing again in {} s", wait.as_secs());
-                        std::thread::sleep(wait);
-                    }
-                }
-            }
+            });
+            let files = backend.drive(&mut commit, None, options).map_err(|f| f.context("session commit failed"))?;
+            print_json(&files)
         }
     }
 }
@@ -395,8 +365,8 @@ fn part(global: &Global, cmd: PartCommand) -> Result<(), Failure> {
         Some(s) => s,
         None => {
             let op = match &target {
-                SessionTarget::Id(id) => GetUploadSession::by_id(id),
-                SessionTarget::Url(url) => GetUploadSession::by_url(url),
+                Session::Id(id) => GetUploadSession::by_id(id),
+                Session::Url(url) => GetUploadSession::by_url(url),
             };
             let s = backend.run(op).map_err(|f| f.context("part upload failed: getting the session's part_size"))?;
             s.part_size.ok_or_else(|| {
@@ -412,10 +382,7 @@ fn part(global: &Global, cmd: PartCommand) -> Result<(), Failure> {
         .and_then(|_| f.read_exact(&mut bytes))
         .map_err(|e| io_failure("cannot read", &file, &e))?;
     let data = PartData::new(bytes);
-    let op = match &target {
-        SessionTarget::Id(id) => UploadFilePart::by_id(id.clone(), offset, file_size, data)?,
-        SessionTarget::Url(url) => UploadFilePart::by_url(url.clone(), offset, file_size, data)?,
-    };
+    let op = UploadFilePart::new(target, offset, file_size, data)?;
     let part = backend.run(op).map_err(|f| f.context("part upload failed"))?;
     print_json(&part)
 }

@@ -255,32 +255,40 @@ impl HostileServer {
 }
 
 /// `session parts --all` against a server answering total_count 10^12, one part a page: the
-/// core's listing bounds stop it with a clear error after a bounded number of requests, where
-/// paging until the count is reached would go on for ever.
+/// core's listing bounds stop it at once with a clear error (exit 5, a parts-list mismatch), where
+/// paging until the count is reached would go on for ever. By id the bound is the session's
+/// `total_parts` (one GET first); by URL, Box's most parts per session.
 #[test]
 fn session_parts_all_stops_a_server_that_lies_about_total_count() {
     for transport in ["hyper", "ureq"] {
-        let server = HostileServer::start();
-        let mut child = bare()
-            .args(["--upload-url", &server.base, "--token", TOKEN, "--transport", transport])
-            .args(["session", "parts", "HOSTILE", "--all", "--limit", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if std::time::Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("{transport}: still paging after 60 s ({} requests)", server.requests());
+        for (by_url, needle, most_requests) in [(false, "session's 4 parts", 2), (true, "session's 10000 parts", 1)] {
+            let server = HostileServer::start();
+            let target = if by_url {
+                format!("{}/2.0/files/upload_sessions/HOSTILE/parts", server.base)
+            } else {
+                "HOSTILE".into()
+            };
+            let mut child = bare()
+                .args(["--upload-url", &server.base, "--token", TOKEN, "--transport", transport])
+                .args(["session", "parts", &target, "--all", "--limit", "1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    child.kill().unwrap();
+                    panic!("{transport}: still paging after 60 s ({} requests)", server.requests());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            let out = child.wait_with_output().unwrap();
+            assert_no_secret(&out, TOKEN);
+            assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+            assert_fails(&out, 5, &["session parts failed", "total_count 1000000000000", needle]);
+            assert_eq!(server.requests(), most_requests, "{transport}, by url {by_url}");
         }
-        let out = child.wait_with_output().unwrap();
-        assert_no_secret(&out, TOKEN);
-        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
-        assert_fails(&out, 4, &["session parts failed", "total_count"]);
-        assert!(server.requests() <= 3, "{transport}: {} requests", server.requests());
     }
 }
 

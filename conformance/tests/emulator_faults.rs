@@ -197,6 +197,85 @@ async fn cut_and_drop_on_other_kinds() {
     assert_eq!(client.commit(id, &parts, &digest, &[]).await.status, 404);
 }
 
+/// A commit request (on a fresh connection, so a lost answer is an `Err`).
+fn commit_req(client: &Client, id: &str, parts: &[Value], digest: &str) -> http::Request<common::ReqBody> {
+    client
+        .req(Method::POST, &format!("/api/2.0/files/upload_sessions/{id}/commit"))
+        .header("content-type", "application/json")
+        .header("digest", digest)
+        .body(common::full(json!({"parts": parts}).to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn commit_applied_answer_lost() {
+    let faults = Faults::none().rule(Op::Commit, Trigger::FirstN(1), FaultAction::CommitAnswerLost);
+    let emu = Emulator::builder().token("tok").min_file_size(1).part_size(1024).faults(faults).start().await.unwrap();
+    let client = Client::new(emu.addr(), "tok");
+    let content = data(2500, 40);
+    let digest = format!("sha={}", sha1_b64(&content));
+    let s = client.session("0", 2500, "lost.bin").await;
+    let id = s["id"].as_str().unwrap();
+    let parts = client.upload_all(&s, &content).await;
+    let r = client.try_send(commit_req(&client, id, &parts, &digest)).await;
+    assert!(r.is_err(), "expected a closed connection, got {r:?}");
+    // Applied: the file exists, the session is gone.
+    let file = emu.find_file("0", "lost.bin").unwrap();
+    assert_eq!(file.sha1, sha1_hex(&content));
+    assert!(emu.session_ids().is_empty());
+    assert_eq!(emu.counters().commits, 1);
+    assert_eq!(emu.counters().faults_injected, 1);
+    let got = client.get(&format!("/2.0/files/{}", file.id)).await.json();
+    assert_eq!(got["sha1"], sha1_hex(&content).as_str());
+    // The retried commit: 404, as Box answers for a committed session.
+    let retry = client.commit(id, &parts, &digest, &[]).await;
+    assert_eq!(retry.status, 404);
+    assert_eq!(retry.code(), "not_found");
+    assert_eq!(client.get(&format!("/api/2.0/files/upload_sessions/{id}")).await.status, 404);
+
+    // A new version: stored, answer lost.
+    emu.set_faults(Faults::none().rule(Op::Commit, Trigger::FirstN(1), FaultAction::CommitAnswerLost));
+    let v2 = data(1500, 41);
+    let digest2 = format!("sha={}", sha1_b64(&v2));
+    let r = client
+        .json(Method::POST, &format!("/api/2.0/files/{}/upload_sessions", file.id), &json!({"file_size": 1500}))
+        .await;
+    let s = r.json();
+    let id2 = s["id"].as_str().unwrap();
+    let parts2 = client.upload_all(&s, &v2).await;
+    assert!(client.try_send(commit_req(&client, id2, &parts2, &digest2)).await.is_err());
+    let info = emu.file_info(&file.id).unwrap();
+    assert_eq!(info.etag, "1");
+    assert_eq!(emu.file_content(&file.id).unwrap(), v2);
+    assert_eq!(client.commit(id2, &parts2, &digest2, &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn commit_answer_lost_only_when_the_commit_is_applied() {
+    let faults = Faults::none()
+        .rule(Op::Commit, Trigger::FirstN(1), FaultAction::CommitPending { retry_after: Some(1) })
+        .rule(Op::Commit, Trigger::Always, FaultAction::CommitAnswerLost);
+    let emu = Emulator::builder().token("tok").min_file_size(1).part_size(1024).faults(faults).start().await.unwrap();
+    let client = Client::new(emu.addr(), "tok");
+    let content = data(2048, 42);
+    let digest = format!("sha={}", sha1_b64(&content));
+    let s = client.session("0", 2048, "later.bin").await;
+    let id = s["id"].as_str().unwrap();
+    let parts = client.upload_all(&s, &content).await;
+    // 202: answered.
+    assert_eq!(client.commit(id, &parts, &digest, &[]).await.status, 202);
+    // Refused: answered.
+    let wrong = format!("sha={}", sha1_b64(b"other"));
+    let r = client.commit(id, &parts, &wrong, &[]).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "digest_mismatch");
+    assert_eq!(emu.counters().commits, 0);
+    // Applied: no answer.
+    assert!(client.try_send(commit_req(&client, id, &parts, &digest)).await.is_err());
+    assert_eq!(emu.counters().commits, 1);
+    assert!(emu.find_file("0", "later.bin").is_some());
+}
+
 #[tokio::test]
 async fn delays_slow_down_answers() {
     let faults =

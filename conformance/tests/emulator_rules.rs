@@ -267,8 +267,8 @@ async fn list_parts_pages() {
     assert_eq!(page["total_count"], 20);
     let page = client.get(&format!("{path}?limit=3")).await.json();
     assert_eq!(page["entries"].as_array().unwrap().len(), 3);
-    let capped = client.get(&format!("{path}?limit=5000")).await.json();
-    assert_eq!(capped["limit"], 1000);
+    assert_box_error(&client.get(&format!("{path}?limit=5000")).await, 400, "bad_request");
+    assert_eq!(client.get(&format!("{path}?limit=1000")).await.json()["limit"], 1000);
     assert_box_error(&client.get(&format!("{path}?offset=10001")).await, 400, "bad_request");
     assert_box_error(&client.get(&format!("{path}?limit=abc")).await, 400, "bad_request");
     assert_box_error(&client.get(&format!("{path}?limit=0")).await, 400, "bad_request");

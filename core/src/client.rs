@@ -3,7 +3,8 @@
 use crate::auth::{SharedTokenSource, TokenSource};
 use crate::call::Call;
 use crate::error::InputError;
-use crate::operations::Operation;
+use crate::operations::{CommitUploadSession, Operation, SessionRef};
+use crate::session_tools::{CommitAndWait, ListAllParts};
 use crate::upload::{BigUpload, Checkpoint, ResumeOptions, UploadRequest};
 use crate::Config;
 use std::sync::Arc;
@@ -41,6 +42,39 @@ impl Client {
     /// Runs one operation. Input errors come out of the machine's `poll_output` at once.
     pub fn call<O: Operation>(&self, operation: O) -> Call<O> {
         Call::new(self, operation)
+    }
+
+    /// Lists every part of `session`, page by page, with the big upload's paging rules (see
+    /// [`ListAllParts`], whose `with_*` methods set the page size and the bound on the parts).
+    ///
+    /// ```
+    /// use box_upload_core::{operations::SessionRef, Client, Config, DeveloperToken, Machine};
+    /// use std::time::Instant;
+    ///
+    /// let client = Client::new(Config::new(), DeveloperToken::new("token"));
+    /// let mut list = client.list_all_parts(SessionRef::Id("F971964745A5CD0C001BBE4E58196BFD".into())).with_max_parts(3);
+    /// let t = list.poll_transmit(Instant::now()).expect("the first page");
+    /// assert!(t.request.uri().to_string().ends_with("/parts?offset=0&limit=1000"));
+    /// ```
+    pub fn list_all_parts(&self, session: SessionRef) -> ListAllParts {
+        ListAllParts::new(self, session)
+    }
+
+    /// Commits a session and waits out Box's 202 answers within the policy's `commit_timeout`,
+    /// with the big upload's commit rules (see [`CommitAndWait`]).
+    ///
+    /// ```
+    /// use box_upload_core::{operations::CommitUploadSession, Client, Config, DeveloperToken, Machine, Sha1Digest};
+    /// use std::time::Instant;
+    ///
+    /// let client = Client::new(Config::new(), DeveloperToken::new("token"));
+    /// let op = CommitUploadSession::by_id("F971964745A5CD0C001BBE4E58196BFD", Vec::new(), Sha1Digest([0; 20]));
+    /// let mut commit = client.commit_and_wait(op);
+    /// let t = commit.poll_transmit(Instant::now()).expect("the commit");
+    /// assert!(t.request.uri().to_string().ends_with("/commit"));
+    /// ```
+    pub fn commit_and_wait(&self, commit: CommitUploadSession) -> CommitAndWait {
+        CommitAndWait::new(self, commit)
     }
 
     /// The whole big upload: session, parts, commit. Input is checked before any request.

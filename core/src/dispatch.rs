@@ -2,8 +2,8 @@
 //! retries. Machines submit jobs and get back completions; only answers that are final reach them.
 
 use crate::auth::{AccessToken, SharedTokenSource, TokenPoll};
-use crate::machine::{Event, RequestId, RequestKind, Transmit};
 use crate::error::{AuthError, Error, TransportError};
+use crate::machine::{Event, RequestId, RequestKind, Transmit};
 use crate::response::api_error;
 use crate::retry::{retry_after, Jitter};
 use crate::Config;

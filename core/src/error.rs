@@ -222,6 +222,21 @@ pub enum ProtocolError {
     /// The listed parts disagree with the acknowledged ones.
     #[error("the session's parts disagree with ours: {0}")]
     PartsListMismatch(String),
+    /// Listing every part would need a page past Box's largest `offset`
+    /// ([`MAX_LIST_OFFSET`](crate::operations::MAX_LIST_OFFSET)); no such page is asked for.
+    #[error(
+        "listing {total_count} parts {limit} per page would need offset {offset}, past Box's largest offset of {max_offset}"
+    )]
+    ListOffsetTooLarge {
+        /// The session's `total_count`.
+        total_count: u64,
+        /// Parts per page.
+        limit: u64,
+        /// The offset the next page would start at.
+        offset: u64,
+        /// Box's largest offset.
+        max_offset: u64,
+    },
     /// A part range is taken by a part with other bytes.
     #[error("part at offset {offset} conflicts with a stored part that is not ours: {detail}")]
     PartConflict {

@@ -4,6 +4,9 @@
 //! Nothing here opens a socket, reads a file, starts a thread or reads a clock. A transport
 //! (`box-upload-hyper`, `box-upload-ureq`, or your own) runs a [`Machine`]: it sends the requests the
 //! machine asks for, reads the byte ranges it asks for, and hands back answers, bytes and the time.
+//! The machines: one operation ([`Call`], from [`Client::call`]), the big upload ([`BigUpload`]),
+//! and two for working on a session by hand: every part listed ([`ListAllParts`]) and a commit
+//! that waits out Box's 202 answers ([`CommitAndWait`]).
 //!
 //! ```
 //! use box_upload_core::{Client, Config, DeveloperToken, Machine, operations::GetUploadSession};
@@ -36,14 +39,15 @@ mod client;
 mod content_range;
 mod digest;
 mod dispatch;
-mod machine;
 mod error;
+mod machine;
 pub mod models;
 pub mod operations;
 mod planner;
 mod policy;
 mod response;
 mod retry;
+mod session_tools;
 mod upload;
 
 pub use auth::{
@@ -55,17 +59,18 @@ pub use call::Call;
 pub use client::{Client, SourceFacts};
 pub use content_range::{ContentRange, ContentRangeError};
 pub use digest::{DigestError, FileHasher, Sha1Digest};
-pub use machine::{
-    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
-};
 pub use error::{
     ApiError, AuthError, Error, InputError, ProtocolError, SourceError, TransportError, TransportErrorKind,
     UntrustedHost,
+};
+pub use machine::{
+    Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
 };
 pub use planner::{PartPlan, PlanError, PlannedPart, MAX_PARTS, MIN_FILE_SIZE};
 pub use policy::{random_jitter_seed, ClientSettings, Config, DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE};
 pub use response::api_error;
 pub use retry::{retry_after, Jitter, RetryPolicy};
+pub use session_tools::{CommitAndWait, ListAllParts};
 pub use upload::{
     BigUpload, Checkpoint, FileFingerprint, FingerprintError, ResumeFrom, ResumeOptions, UploadRequest, UploadTarget,
     CHECKPOINT_VERSION, DEFAULT_PARTS_IN_FLIGHT,

@@ -54,30 +54,6 @@ pub(crate) fn error_for(kind: RequestKind, response: Response<Bytes>) -> Error {
     Error::Api(e)
 }
 
-/// `TryFrom<http::Response>` for the objects Box answers with, as tame-style clients expect. Each
-/// uses the same non-2xx mapping as the operations.
-macro_rules! try_from_response {
-    ($t:ty, $kind:expr) => {
-        impl TryFrom<Response<Bytes>> for $t {
-            type Error = Error;
-
-            fn try_from(response: Response<Bytes>) -> Result<Self, Error> {
-                parse_json($kind, response)
-            }
-        }
-    };
-}
-
-try_from_response!(crate::models::UploadSession, RequestKind::GetSession);
-try_from_response!(crate::models::UploadedPart, RequestKind::UploadPart);
-try_from_response!(crate::models::UploadParts, RequestKind::ListParts);
-
-impl TryFrom<Response<Bytes>> for crate::operations::CommitResponse {
-    type Error = Error;
-
-    fn try_from(response: Response<Bytes>) -> Result<Self, Error> {
-        use crate::operations::Operation as _;
-        let op = crate::operations::CommitUploadSession::by_id("", Vec::new(), crate::Sha1Digest([0; 20]));
-        op.parse(response)
-    }
-}
+// Answers are parsed in one way only: `Operation::parse` of the operation that sent the request
+// (the commit's 201/202 logic is `operations::commit_session::parse_commit`, which the big upload
+// and `CommitAndWait` share). There are no `TryFrom<http::Response>` impls.

@@ -14,9 +14,9 @@ use sha1::{Digest, Sha1};
 use super::auth::{parse_form, percent_decode};
 use super::errors::ApiError;
 use super::faults::{EchoField, FaultAction, FaultPlan, Op};
-use super::sessions::{CommitConditions, PartRecord, Target};
+use super::sessions::{CommitAttributes, CommitConditions, PartRecord, Target};
 use super::storage::Stored;
-use super::Shared;
+use super::{Shared, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
 use crate::body::{self, hex, read_limited, ResBody};
 
 /// The handler failed in a way that must close the connection without an answer (a fault, or
@@ -60,6 +60,8 @@ enum Route {
     LogEvent(String),
     FileInfo(String),
     FileContent(String),
+    /// A preflight check: of a new file (`None`) or of a new version of this file.
+    Preflight(Option<String>),
     MethodNotAllowed(Op),
     NotFound,
 }
@@ -75,6 +77,7 @@ impl Route {
             Route::ListParts(_) => Op::ListParts,
             Route::Commit(_) => Op::Commit,
             Route::FileInfo(_) | Route::FileContent(_) => Op::File,
+            Route::Preflight(_) => Op::Preflight,
             Route::MethodNotAllowed(op) => *op,
             Route::LogEvent(_) | Route::NotFound => Op::Other,
         }
@@ -85,7 +88,9 @@ fn classify(method: &Method, path: &str) -> Route {
     if path == "/oauth2/token" {
         return if method == Method::POST { Route::Token } else { Route::MethodNotAllowed(Op::Token) };
     }
-    let Some(rest) = path.strip_prefix("/api/2.0/") else {
+    // The upload host's layout (`https://upload.box.com/api/2.0/...`) and the API host's
+    // (`https://api.box.com/2.0/...`), both on this one origin.
+    let Some(rest) = path.strip_prefix("/api/2.0/").or_else(|| path.strip_prefix("/2.0/")) else {
         return Route::NotFound;
     };
     let segs: Vec<&str> = rest.split('/').collect();
@@ -117,12 +122,17 @@ fn classify(method: &Method, path: &str) -> Route {
             Method::POST => Route::CreateVersion((*id).to_string()),
             _ => Route::MethodNotAllowed(Op::CreateSession),
         },
+        ["files", "content"] => match m {
+            Method::OPTIONS => Route::Preflight(None),
+            _ => Route::MethodNotAllowed(Op::Preflight),
+        },
         ["files", id] => match m {
             Method::GET => Route::FileInfo((*id).to_string()),
             _ => Route::MethodNotAllowed(Op::File),
         },
         ["files", id, "content"] => match m {
             Method::GET => Route::FileContent((*id).to_string()),
+            Method::OPTIONS => Route::Preflight(Some((*id).to_string())),
             _ => Route::MethodNotAllowed(Op::File),
         },
         _ => Route::NotFound,
@@ -139,6 +149,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     let faulted = plan.delay.is_some()
         || plan.early.is_some()
         || plan.drop_answer
+        || plan.commit_answer_lost
         || plan.wrong_echo.is_some()
         || plan.total_count_delta != 0;
     if faulted {
@@ -295,12 +306,91 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
         }
         Route::FileInfo(id) => {
             let file = shared.store.file(&id).ok_or_else(|| ApiError::not_found("Not Found"))?;
-            Ok(json_response(StatusCode::OK, &shared.store.file_full_json(&file)))
+            let full = shared.store.file_full_json(&file);
+            let fields = query_pairs(req.uri().query()).into_iter().find(|(k, _)| k == "fields").map(|(_, v)| v);
+            Ok(json_response(StatusCode::OK, &select_fields(full, fields.as_deref())))
         }
+        Route::Preflight(file_id) => preflight(shared, req, file_id).await,
         Route::FileContent(id) => file_content(shared, &id),
         Route::MethodNotAllowed(_) => Err(ApiError::new(405, "method_not_allowed", "Method Not Allowed").into()),
         Route::Token | Route::NotFound => Err(ApiError::not_found("Not Found").into()),
     }
+}
+
+/// Box's `fields=a,b`: only those fields of a file, plus `type`, `id` and `etag` (always
+/// answered). Fields the emulator does not know are left out. No `fields`: the whole object.
+fn select_fields(full: Value, fields: Option<&str>) -> Value {
+    let Some(fields) = fields.filter(|f| !f.trim().is_empty()) else { return full };
+    let Value::Object(all) = full else { return full };
+    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
+    let out: serde_json::Map<String, Value> = all
+        .into_iter()
+        .filter(|(k, _)| matches!(k.as_str(), "type" | "id" | "etag") || wanted.contains(&k.as_str()))
+        .collect();
+    Value::Object(out)
+}
+
+/// The preflight check (`OPTIONS /2.0/files/content` with `{name, size, parent: {id}}`, or
+/// `OPTIONS /2.0/files/{id}/content` with `{name?, size?, parent?: {id}}`).
+async fn preflight(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Option<String>) -> Handled {
+    let body = read_json_or_empty(shared, req).await?;
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::bad_request("The request body must be a JSON object").into());
+    };
+    let name = match obj.get("name") {
+        None | Some(Value::Null) if file_id.is_some() => None,
+        None | Some(Value::Null) => return Err(ApiError::bad_request("name is required").into()),
+        Some(Value::String(s)) => {
+            super::sessions::validate_name(s)?;
+            Some(s.as_str())
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request("name must be a string").context(json!({"name": other})).into())
+        }
+    };
+    let folder_id = match obj.get("parent") {
+        None | Some(Value::Null) if file_id.is_some() => None,
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request("parent (an object with an id) is required").into())
+        }
+        Some(parent) => match parent.get("id") {
+            Some(Value::String(id)) if !id.is_empty() => Some(id.as_str()),
+            _ => {
+                return Err(ApiError::bad_request("parent.id must be a folder id (a string)")
+                    .context(json!({"parent": parent}))
+                    .into())
+            }
+        },
+    };
+    match obj.get("size") {
+        None | Some(Value::Null) => {}
+        Some(v) => {
+            let size = v.as_u64().ok_or_else(|| {
+                ApiError::bad_request("size must be a non-negative integer").context(json!({"size": v}))
+            })?;
+            let max = shared.config.max_file_size;
+            if size > max {
+                return Err(ApiError::new(
+                    403,
+                    "storage_limit_exceeded",
+                    format!("File size {size} exceeds the emulator's storage limit of {max} bytes"),
+                )
+                .into());
+            }
+        }
+    }
+    if let Some(id) = &file_id {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::not_found("Not Found").into());
+        }
+    }
+    shared.store.preflight(file_id.as_deref(), folder_id, name)?;
+    let token = shared.store.random_hex(32);
+    let upload_url = match &file_id {
+        None => format!("{}/2.0/files/content?upload_session_id={token}", shared.upload_base),
+        Some(id) => format!("{}/2.0/files/{id}/content?upload_session_id={token}", shared.upload_base),
+    };
+    Ok(json_response(StatusCode::OK, &json!({"upload_url": upload_url, "upload_token": null})))
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<ResBody> {
@@ -319,6 +409,21 @@ async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Value, Fai
         }
         Err(body::ReadError::Transport(_)) => return Err(Fail::Cut),
     };
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")).into())
+}
+
+/// As [`read_json`], but an empty body reads as `{}`.
+async fn read_json_or_empty(shared: &Shared, req: Request<Incoming>) -> Result<Value, Fail> {
+    let bytes = match read_limited(req.into_body(), shared.config.max_json_body).await {
+        Ok(b) => b,
+        Err(body::ReadError::TooLarge) => {
+            return Err(ApiError::new(413, "request_entity_too_large", "The request body is too large").into())
+        }
+        Err(body::ReadError::Transport(_)) => return Err(Fail::Cut),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")).into())
 }
 
@@ -423,8 +528,8 @@ async fn create_session(shared: &Arc<Shared>, req: Request<Incoming>, file_id: O
         }
     };
     let (target, file_size) = target;
-    let session =
-        shared.store.create_session(target, file_size, shared.config.part_size, shared.config.session_lifetime)?;
+    let part_size = shared.config.part_size.for_size(file_size);
+    let session = shared.store.create_session(target, file_size, part_size, shared.config.session_lifetime)?;
     Ok(json_response(StatusCode::CREATED, &session.to_json(&shared.endpoint_base())))
 }
 
@@ -577,6 +682,7 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 fn list_parts(shared: &Arc<Shared>, req: &Request<Incoming>, id: &str, plan: &FaultPlan) -> Handled {
     let session = shared.store.session(id)?;
     let mut offset = 0u64;
+    // Box's default `limit`.
     let mut limit = 100u64;
     for (k, v) in query_pairs(req.uri().query()) {
         let n: Option<u64> = v.parse().ok();
@@ -587,17 +693,25 @@ fn list_parts(shared: &Arc<Shared>, req: &Request<Incoming>, id: &str, plan: &Fa
                 })?;
             }
             "limit" => {
-                let l = n.filter(|l| *l > 0).ok_or_else(|| {
+                limit = n.filter(|l| *l > 0).ok_or_else(|| {
                     ApiError::bad_request("limit must be a positive integer").context(json!({"limit": v}))
                 })?;
-                limit = l.min(1000);
             }
             _ => {}
         }
     }
-    if offset > 10_000 {
-        return Err(ApiError::bad_request("offset must not exceed 10000").context(json!({"offset": offset})).into());
+    if limit > MAX_LIST_LIMIT {
+        return Err(ApiError::bad_request(format!("limit must not exceed {MAX_LIST_LIMIT}"))
+            .context(json!({"limit": limit}))
+            .into());
     }
+    if offset > MAX_LIST_OFFSET {
+        return Err(ApiError::bad_request(format!("offset must not exceed {MAX_LIST_OFFSET}"))
+            .context(json!({"offset": offset}))
+            .into());
+    }
+    // The emulator's page size: a page may hold fewer entries than asked for.
+    let limit = limit.min(shared.config.list_page_size);
     let parts = session.parts();
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(parts.len());
     let end = start.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX)).min(parts.len());
@@ -644,6 +758,75 @@ fn parse_commit_parts(body: &Value) -> Result<Vec<PartRecord>, ApiError> {
         .collect()
 }
 
+/// The commit body's optional `attributes` (`content_created_at`, `content_modified_at`, RFC 3339;
+/// other attributes are ignored). The dates are kept as sent and answered as sent.
+fn parse_commit_attributes(body: &Value) -> Result<CommitAttributes, ApiError> {
+    let attrs = match body.get("attributes") {
+        None | Some(Value::Null) => return Ok(CommitAttributes::default()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(ApiError::bad_request("attributes must be an object").context(json!({"attributes": other})))
+        }
+    };
+    let date = |key: &str| -> Result<Option<String>, ApiError> {
+        match attrs.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if is_rfc3339(s) => Ok(Some(s.clone())),
+            Some(other) => Err(ApiError::bad_request(format!("attributes.{key} must be an RFC 3339 date-time"))
+                .context(json!({key: other}))),
+        }
+    };
+    Ok(CommitAttributes {
+        content_created_at: date("content_created_at")?,
+        content_modified_at: date("content_modified_at")?,
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, optional fraction, then `Z` or `±HH:MM`.
+pub(crate) fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(digits(0..4) && at(4, b'-') && digits(5..7) && at(7, b'-') && digits(8..10)) {
+        return false;
+    }
+    if !((at(10, b'T') || at(10, b't')) && digits(11..13) && at(13, b':') && digits(14..16) && at(16, b':')) {
+        return false;
+    }
+    if !digits(17..19) {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    let rest = &b[i..];
+    let in_range =
+        |v: &[u8], max: u32| std::str::from_utf8(v).ok().and_then(|t| t.parse::<u32>().ok()).is_some_and(|n| n <= max);
+    let fields_ok = in_range(&b[5..7], 12)
+        && in_range(&b[8..10], 31)
+        && in_range(&b[11..13], 23)
+        && in_range(&b[14..16], 59)
+        && in_range(&b[17..19], 60);
+    let zone_ok = match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
+                && in_range(&[*h1, *h2], 23)
+                && in_range(&[*m1, *m2], 59)
+        }
+        _ => false,
+    };
+    fields_ok && zone_ok
+}
+
 async fn commit(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &FaultPlan) -> Handled {
     let session = shared.store.session(id)?;
     let digest = parse_digest(req.headers())?;
@@ -653,6 +836,7 @@ async fn commit(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &F
         CommitConditions { if_match: header_str(header::IF_MATCH), if_none_match: header_str(header::IF_NONE_MATCH) };
     let body = read_json(shared, req).await?;
     let parts = parse_commit_parts(&body)?;
+    let attrs = parse_commit_attributes(&body)?;
     match &plan.early {
         Some(FaultAction::CommitPending { retry_after }) => return Ok(accepted(*retry_after)),
         Some(FaultAction::PartsMismatch) => {
@@ -681,8 +865,12 @@ async fn commit(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &F
             .context(json!({"expected_sha1": hex(&digest), "actual_sha1": hex(&whole)}))
             .into());
     }
-    let file = shared.store.commit(&session, &cond)?;
+    let file = shared.store.commit(&session, &cond, &attrs)?;
     shared.counters.commit();
+    if plan.commit_answer_lost {
+        // Applied, and the answer is lost: the client sees the connection close.
+        return Err(Fail::Cut);
+    }
     Ok(json_response(StatusCode::CREATED, &json!({"entries": [shared.store.file_full_json(&file)], "total_count": 1})))
 }
 
@@ -748,5 +936,20 @@ mod tests {
         assert_eq!(classify(&Method::GET, "/api/2.0/files/upload_sessions/AB/parts"), Route::ListParts("AB".into()));
         assert_eq!(classify(&Method::POST, "/oauth2/token"), Route::Token);
         assert_eq!(classify(&Method::GET, "/nope"), Route::NotFound);
+        assert_eq!(classify(&Method::OPTIONS, "/api/2.0/files/content"), Route::Preflight(None));
+        assert_eq!(classify(&Method::OPTIONS, "/2.0/files/content"), Route::Preflight(None));
+        assert_eq!(classify(&Method::OPTIONS, "/2.0/files/12/content"), Route::Preflight(Some("12".into())));
+        assert_eq!(classify(&Method::GET, "/2.0/files/12"), Route::FileInfo("12".into()));
+        assert_eq!(classify(&Method::POST, "/2.0/files/content"), Route::MethodNotAllowed(Op::Preflight));
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        for ok in ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05-08:00", "2026-01-02T03:04:05.123+05:30"] {
+            assert!(is_rfc3339(ok), "{ok}");
+        }
+        for bad in ["2026-01-02", "2026-13-02T03:04:05Z", "2026-01-02T03:04:05", "2026-01-02T03:04:05.Z", "yesterday"] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
     }
 }

@@ -454,15 +454,11 @@ impl Store {
             return Err(ApiError::not_found("Parent folder not found"));
         }
         let id = model.next_numeric();
-        model
-            .folders
-            .insert(id.clone(), Folder { id: id.clone(), name: name.to_string(), parent_id: Some(parent_id.to_string()) });
+        model.folders.insert(
+            id.clone(),
+            Folder { id: id.clone(), name: name.to_string(), parent_id: Some(parent_id.to_string()) },
+        );
         Ok(id)
-    }
-
-    /// Whether a folder exists.
-    pub(crate) fn folder(&self, id: &str) -> Option<Folder> {
-        lock(&self.model).folders.get(id).cloned()
     }
 
     /// A file by id.
@@ -783,9 +779,9 @@ impl Store {
             let tag = if f.parent_id.is_some() { json!("0") } else { Value::Null };
             json!({"type": "folder", "id": f.id, "sequence_id": tag, "etag": tag, "name": f.name})
         };
-        let folder_mini = path.last().map(mini).unwrap_or_else(|| {
-            json!({"type": "folder", "id": file.folder_id, "sequence_id": null, "etag": null, "name": ""})
-        });
+        let folder_mini = path.last().map(mini).unwrap_or_else(
+            || json!({"type": "folder", "id": file.folder_id, "sequence_id": null, "etag": null, "name": ""}),
+        );
         let entries: Vec<Value> = path.iter().map(mini).collect();
         let user = json!({"type": "user", "id": "33333", "name": "Emulated User", "login": "emulated@example.com"});
         let content_created_at = file.content_created_at.clone().unwrap_or_else(|| rfc3339(file.created_at));

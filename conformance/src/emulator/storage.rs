@@ -206,7 +206,7 @@ impl SessionData {
 /// Hands `data` to `hash` 64 KiB at a time, first loading one byte of each cache line of the next
 /// chunk. Those loads are independent, so the core keeps many cache misses in flight at once,
 /// where SHA-1's serial rounds would wait for each line in turn: on data not in cache this costs
-/// about as much as hashing data that is (`benches/sha1-cache.sh`, `cold` vs `cold-touch`).
+/// about as much as hashing data that is (`cargo bench -p box-upload-core --bench sha1_cache`, `cold` vs `cold_touch`).
 pub(crate) fn hash_prefetched(data: &[u8], mut hash: impl FnMut(&[u8])) {
     const CHUNK: usize = 64 * 1024;
     let touch = |chunk: &[u8]| chunk.iter().step_by(64).fold(0u8, |acc, &b| acc ^ b);

@@ -128,9 +128,16 @@ impl Operation for CommitUploadSession {
     }
 
     fn parse(&self, response: Response<Bytes>) -> Result<CommitResponse, Error> {
-        if response.status() == StatusCode::ACCEPTED {
-            return Ok(CommitResponse::NotReady { retry_after: crate::retry::retry_after(response.headers()) });
-        }
-        parse_json(self.kind(), response).map(CommitResponse::Committed)
+        parse_commit(response)
     }
+}
+
+/// A commit's answer: 202 is [`CommitResponse::NotReady`] (with Box's `Retry-After`), a 2xx the
+/// committed files, anything else Box's error. The one parser of commit answers, whichever
+/// machine sent the commit.
+pub(crate) fn parse_commit(response: Response<Bytes>) -> Result<CommitResponse, Error> {
+    if response.status() == StatusCode::ACCEPTED {
+        return Ok(CommitResponse::NotReady { retry_after: crate::retry::retry_after(response.headers()) });
+    }
+    parse_json(RequestKind::CommitSession, response).map(CommitResponse::Committed)
 }

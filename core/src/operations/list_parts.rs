@@ -11,6 +11,10 @@ use http::{Method, Request, Response, Uri};
 /// Box's largest page of parts.
 pub const MAX_LIST_LIMIT: u64 = 1000;
 
+/// The largest `offset` Box's list-parts accepts (its spec caps it at 10,000): a listing reaches
+/// at most `MAX_LIST_OFFSET + limit` parts.
+pub const MAX_LIST_OFFSET: u64 = 10_000;
+
 /// Lists one page of the parts a session holds.
 #[derive(Clone, Debug)]
 pub struct ListUploadSessionParts {

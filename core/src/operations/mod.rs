@@ -11,11 +11,12 @@ mod list_parts;
 mod upload_part;
 
 pub use abort_session::DeleteUploadSession;
+pub(crate) use commit_session::parse_commit;
 pub use commit_session::{CommitResponse, CommitUploadSession};
 pub use create_session::CreateUploadSession;
 pub use create_session_for_file::CreateUploadSessionForFile;
 pub use get_session::GetUploadSession;
-pub use list_parts::{ListUploadSessionParts, MAX_LIST_LIMIT};
+pub use list_parts::{ListUploadSessionParts, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
 pub use upload_part::UploadFilePart;
 
 use crate::error::{Error, InputError};

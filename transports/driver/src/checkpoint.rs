@@ -43,6 +43,44 @@ impl CheckpointWrite {
     }
 }
 
+/// The lock that keeps one checkpoint to one run at a time: an advisory lock (`flock` on Unix,
+/// `LockFileEx` on Windows) on a file beside the checkpoint, `.NAME.lock`, held for the run. The
+/// kernel drops it when the process dies, so a killed run never leaves a stale lock.
+#[derive(Debug)]
+pub(crate) struct CheckpointLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl CheckpointLock {
+    /// Takes the lock of `checkpoint`, or says who holds it.
+    pub(crate) fn acquire(checkpoint: &Path) -> Result<Self, Error> {
+        let err = |source| Error::Checkpoint { path: checkpoint.to_path_buf(), source };
+        let name = checkpoint
+            .file_name()
+            .ok_or_else(|| err(io::Error::new(io::ErrorKind::InvalidInput, "the checkpoint path has no file name")))?;
+        let dir = checkpoint.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
+        let path = dir.join(format!(".{}.lock", name.to_string_lossy()));
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(Error::CheckpointInUse { path: checkpoint.to_path_buf(), lock: path })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(err(e)),
+        }
+    }
+
+    /// Releases the lock and removes its file (the checkpoint is done with).
+    pub(crate) fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
@@ -156,6 +194,18 @@ mod tests {
         assert_eq!(options.open(&planted).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         save_checkpoint(dir.path().join("upload.json"), &checkpoint(1)).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn one_checkpoint_is_locked_to_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload.json");
+        let first = CheckpointLock::acquire(&path).unwrap();
+        assert!(matches!(CheckpointLock::acquire(&path), Err(Error::CheckpointInUse { .. })));
+        drop(first);
+        let again = CheckpointLock::acquire(&path).unwrap();
+        again.remove();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "the lock file is removed");
     }
 
     #[test]

@@ -36,6 +36,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another run (in this process or another) holds the checkpoint: two runs of one checkpoint
+    /// would both send parts. Nothing was sent.
+    #[error("checkpoint file {path:?} is in use by another upload (its lock {lock:?} is held); nothing was sent")]
+    CheckpointInUse {
+        /// The checkpoint path.
+        path: PathBuf,
+        /// The lock file beside it.
+        lock: PathBuf,
+    },
     /// The checkpoint file is not a checkpoint.
     #[error("checkpoint file {path:?} is not valid: {detail}")]
     CheckpointFormat {

@@ -4,7 +4,7 @@
 //! send what [`Step::Send`] says, write what [`Step::Save`] says, wait as [`Step::Wait`] says
 //! and hand every [`Completion`] back.
 
-use crate::checkpoint::CheckpointWrite;
+use crate::checkpoint::{CheckpointLock, CheckpointWrite};
 use crate::options::{UploadOptions, Watch};
 use crate::reader::ReadingThread;
 use crate::source::OpenSource;
@@ -34,6 +34,9 @@ pub type Notify = Arc<dyn Fn(Completion) + Send + Sync>;
 /// What the transport does next.
 #[derive(Debug)]
 #[must_use]
+// A step lives for one turn of the loop and is moved out at once: boxing would only add an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Step<T> {
     /// Send this request; hand its answer back as [`Completion::Answer`].
     Send(Transmit),
@@ -60,12 +63,14 @@ pub struct Run<'m, M: Machine> {
     /// Set when the run must end at once, with this error.
     abandoned: Option<Error>,
     idle_turns: u32,
+    lock: Option<CheckpointLock>,
     _watch: Option<Watch>,
 }
 
 impl<'m, M: Machine> Run<'m, M> {
     /// A run of `machine`, reading from `source` when given (on a reading thread of its own),
-    /// steered by `options`. `notify` must queue what it is given where the transport's loop
+    /// steered by `options`. With a checkpoint file, the run holds its lock (see
+    /// [`Error::CheckpointInUse`]) until it ends. `notify` must queue what it is given where the transport's loop
     /// waits.
     pub fn new(
         machine: &'m mut M,
@@ -73,6 +78,8 @@ impl<'m, M: Machine> Run<'m, M> {
         options: UploadOptions,
         notify: Notify,
     ) -> Result<Self, Error> {
+        // Before anything is read or sent: a second run of the same checkpoint is refused.
+        let lock = options.checkpoint_file.as_deref().map(CheckpointLock::acquire).transpose()?;
         let reader = source.map(|s| ReadingThread::spawn(s, Arc::clone(&notify))).transpose()?;
         let watch = options.cancel.as_ref().map(|token| {
             let notify = Arc::clone(&notify);
@@ -91,6 +98,7 @@ impl<'m, M: Machine> Run<'m, M> {
             cancelled: false,
             abandoned: None,
             idle_turns: 0,
+            lock,
             _watch: watch,
         })
     }
@@ -221,6 +229,9 @@ impl<'m, M: Machine> Run<'m, M> {
             if let Some(path) = &self.options.checkpoint_file {
                 // A committed session cannot be resumed: the checkpoint is of no more use.
                 let _ = std::fs::remove_file(path);
+                if let Some(lock) = self.lock.take() {
+                    lock.remove();
+                }
             }
         }
         Ok(output)

@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = std::env::var("BOX_TOKEN").unwrap_or_else(|_| "test-token".into());
     let client = Client::builder().upload_base(base).developer_token(token).parts_in_flight(parts).build()?;
     let source = Source::file(&path);
-    let size = source.len().unwrap_or_default();
+    let size = std::fs::metadata(&path)?.len();
     let name = format!("bench-{}-{}.bin", parts, std::process::id());
     let started = Instant::now();
     let file = client.upload(source, UploadRequest::new_file(folder, name, size))?;

@@ -1,0 +1,105 @@
+//! Starting a new upload: the create request (new file or new version) and taking on the
+//! session Box answers with, whether created or resumed.
+
+use super::{BigUpload, Endpoint, Job, PartSlot, PartStatus, Phase, Settings, UploadRequest, UploadTarget};
+use crate::error::{Error, InputError, ProtocolError};
+use crate::machine::{Event, RequestKind};
+use crate::models::UploadSession;
+use crate::operations::{CreateUploadSession, CreateUploadSessionForFile, Operation};
+use crate::planner::PartPlan;
+use crate::Client;
+use bytes::Bytes;
+use http::Response;
+
+impl BigUpload {
+    pub(crate) fn start(client: &Client, request: UploadRequest) -> Result<Self, InputError> {
+        let settings = request.into_settings()?;
+        // The create operation checks the size, ids and name before anything is sent.
+        let create = create_request(&settings)?;
+        let mut upload = Self::new(client, settings, Phase::Creating);
+        match create.request(&upload.dispatch.config().clone()) {
+            Ok(mut req) => {
+                upload.add_headers(&mut req);
+                upload.dispatch.submit(Job::Create, create.kind(), req, None);
+            }
+            Err(e) => upload.fail(e),
+        }
+        Ok(upload)
+    }
+
+    pub(super) fn on_create_answer(&mut self, response: Response<Bytes>) {
+        let create = match create_request(&self.settings) {
+            Ok(c) => c,
+            Err(e) => return self.fail(e.into()),
+        };
+        let kind = create.kind();
+        match create.parse(response).and_then(|s| self.on_session(s, kind)) {
+            Ok(()) => {
+                self.phase = Phase::Uploading;
+                let session_id = self.session.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+                self.events.push_back(Event::SessionCreated { session_id });
+                self.events.push_back(Event::CheckpointUpdated);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    pub(super) fn on_session(&mut self, session: UploadSession, kind: RequestKind) -> Result<(), Error> {
+        if session.id.is_empty() {
+            return Err(ProtocolError::MissingField { kind, field: "id" }.into());
+        }
+        crate::operations::check_id("session id", &session.id)
+            .map_err(|_| ProtocolError::MissingField { kind, field: "a valid session id" })?;
+        let plan = PartPlan::for_session(self.settings.file_size, &session);
+        // Box holds the session even when its numbers are unusable: keep it so the failure aborts it.
+        self.session = Some(session);
+        let plan = plan.map_err(ProtocolError::BadSession)?;
+        // Refuse foreign endpoints now, before a single part is read.
+        for endpoint in [Endpoint::UploadPart, Endpoint::Commit, Endpoint::ListParts, Endpoint::Abort, Endpoint::Status]
+        {
+            self.session_ref(endpoint)?;
+        }
+        self.plan = Some(plan);
+        self.parts = (0..plan.len())
+            .map(|_| PartSlot { status: PartStatus::Pending, reading: false, data: None, hashed: false })
+            .collect();
+        self.progress.total_parts = plan.len() as u64;
+        Ok(())
+    }
+}
+
+fn create_request(settings: &Settings) -> Result<Box<dyn CreateOp>, InputError> {
+    Ok(match &settings.target {
+        UploadTarget::NewFile { folder_id, file_name } => {
+            Box::new(CreateUploadSession::new(folder_id.clone(), file_name.clone(), settings.file_size)?)
+        }
+        UploadTarget::NewVersion { file_id, file_name } => {
+            let mut op = CreateUploadSessionForFile::new(file_id.clone(), settings.file_size)?;
+            if let Some(name) = file_name {
+                op = op.with_file_name(name.clone())?;
+            }
+            Box::new(op)
+        }
+    })
+}
+
+/// Either create operation, so the machine can hold one without caring which.
+trait CreateOp: Operation<Output = UploadSession> {}
+impl CreateOp for CreateUploadSession {}
+impl CreateOp for CreateUploadSessionForFile {}
+
+impl Operation for Box<dyn CreateOp> {
+    type Output = UploadSession;
+
+    fn kind(&self) -> RequestKind {
+        (**self).kind()
+    }
+
+    fn request(&self, config: &crate::Config) -> Result<http::Request<Bytes>, Error> {
+        (**self).request(config)
+    }
+
+    fn parse(&self, response: Response<Bytes>) -> Result<UploadSession, Error> {
+        (**self).parse(response)
+    }
+}
