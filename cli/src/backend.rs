@@ -13,7 +13,7 @@ use box_upload_core::{
     BigUpload, BoxSubject, Checkpoint, ClientCredentials, Machine, ResumeFrom, ResumeOptions, UploadRequest,
 };
 use box_upload_driver::{CancelToken, ClientBuilder, OpenSource, Source, UploadOptions, Wire};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How the client authenticates.
 #[derive(Clone)]
@@ -133,19 +133,16 @@ impl Backend {
     pub(crate) fn drive<M>(
         &self,
         machine: &mut M,
-        source: Option<Source>,
+        source: Option<OpenSource>,
         options: UploadOptions,
     ) -> Result<M::Output, Failure>
     where
         M: Machine + Send,
         M::Output: Send,
     {
-        // The surface takes options only with a source: a machine that reads nothing gets an
-        // empty one, never read.
-        let source = source.unwrap_or_else(|| Source::bytes(Vec::new()));
         let result = match &self.transport {
-            Transport::Ureq(c) => c.drive_with(machine, source, options),
-            Transport::Hyper(c, runtime) => runtime.block_on(c.drive_with(machine, source, options)),
+            Transport::Ureq(c) => c.drive_open(machine, source, options),
+            Transport::Hyper(c, runtime) => runtime.block_on(c.drive_open(machine, source, options)),
         };
         result.map_err(Failure::from)
     }
@@ -166,7 +163,7 @@ impl Backend {
     pub(crate) fn start_upload(&self, path: &Path, request: UploadRequest) -> Result<BigRun, Failure> {
         let (machine, source) =
             box_upload_driver::open_upload(&self.core, Source::file(path), request, Some(self.parts_in_flight))?;
-        Ok(BigRun::new(machine, path, &source))
+        Ok(BigRun::new(machine, source))
     }
 
     /// The resume of `checkpoint` from the file at `path`: the core checks the file's size and
@@ -187,7 +184,7 @@ impl Backend {
             &mut unused,
             Some(self.parts_in_flight),
         )?;
-        Ok(BigRun::new(machine, path, &source))
+        Ok(BigRun::new(machine, source))
     }
 
     /// Runs a big upload to its commit. Ctrl-C cancels it: the session is then kept when
@@ -201,7 +198,8 @@ impl Backend {
         let token = CancelToken::new();
         let interrupt = Interrupt::watch(token.clone());
         let options = options.cancel_token(token).keep_session_on_cancel(keep_session_on_cancel);
-        let result = self.drive(&mut run.machine, Some(Source::file(&run.path)), options);
+        // The reads are checked against the opening the machine's size and fingerprint came from.
+        let result = self.drive(&mut run.machine, Some(run.source), options);
         interrupted(result, &interrupt, keep_session_on_cancel)
     }
 }
@@ -209,16 +207,16 @@ impl Backend {
 /// A big upload ready to run: the core's machine and what opening the file told.
 pub(crate) struct BigRun {
     machine: BigUpload,
-    /// The file, as the driver resolved it (canonical).
-    path: PathBuf,
+    /// The file, opened.
+    source: OpenSource,
     /// Its size when opened.
     size: u64,
 }
 
 impl BigRun {
-    fn new(machine: BigUpload, path: &Path, source: &OpenSource) -> Self {
+    fn new(machine: BigUpload, source: OpenSource) -> Self {
         let size = source.facts().size.unwrap_or_default();
-        Self { machine, path: source.path().unwrap_or(path).to_path_buf(), size }
+        Self { machine, source, size }
     }
 
     /// The file's size in bytes.

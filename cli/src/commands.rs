@@ -39,7 +39,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// A usage error found after parsing (exit 2, like clap's).
-pub(crate) fn usage(message: impl Into<String>) -> Failure {
+fn usage(message: impl Into<String>) -> Failure {
     Failure::new(Exit::Usage, message)
 }
 
@@ -338,7 +338,7 @@ fn parse_digest(text: &str) -> Result<Sha1Digest, Failure> {
 }
 
 /// The SHA-1 of the file at `path`.
-pub(crate) fn file_digest(path: &Path) -> Result<Sha1Digest, Failure> {
+fn file_digest(path: &Path) -> Result<Sha1Digest, Failure> {
     let mut file = std::fs::File::open(path).map_err(|e| io_failure("cannot open", path, &e))?;
     let mut hasher = FileHasher::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -155,6 +155,7 @@ mod tests {
         assert_eq!(exit(D::SourceOpen { path: "a".into(), source: io() }), Exit::Io);
         assert_eq!(exit(D::Checkpoint { path: "a".into(), source: io() }), Exit::Io);
         assert_eq!(exit(D::CheckpointFormat { path: "a".into(), detail: "x".into() }), Exit::Other);
+        assert_eq!(exit(D::CheckpointInUse { path: "a".into(), lock: ".a.lock".into() }), Exit::Other);
         assert_eq!(exit(D::Config("x".into())), Exit::Other);
         assert_eq!(exit(D::from(InputError::SizeMismatch { declared: 1, actual: 2 })), Exit::Integrity);
         assert_eq!(exit(D::Core(CoreError::Cancelled)), Exit::Other);

@@ -184,15 +184,15 @@ fn commit_with_wrong_digest_is_integrity_failure() {
     assert_eq!(emu.counters().commits, 0);
 }
 
-/// A server that lies about the listing: every page holds one part and says `total_count`
-/// 10^12. It counts the requests it answers. (The session it describes has 4 parts.)
+/// A server that lies about the listing: every page holds one part and says `total_count` is
+/// `total`. It counts the requests it answers. (The session it describes has 4 parts.)
 struct HostileServer {
     base: String,
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HostileServer {
-    fn start() -> Self {
+    fn start(total: u64) -> Self {
         use std::io::{BufRead, BufReader};
         use std::sync::atomic::{AtomicU64, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -230,7 +230,7 @@ impl HostileServer {
                         }],
                         "limit": 1,
                         "offset": offset,
-                        "total_count": 1_000_000_000_000u64,
+                        "total_count": total,
                     })
                 } else {
                     serde_json::json!({
@@ -257,12 +257,12 @@ impl HostileServer {
 /// `session parts --all` against a server answering total_count 10^12, one part a page: the
 /// core's listing bounds stop it at once with a clear error (exit 5, a parts-list mismatch), where
 /// paging until the count is reached would go on for ever. By id the bound is the session's
-/// `total_parts` (one GET first); by URL, Box's most parts per session.
+/// `total_parts` (one GET first); by URL, the most parts a session can have.
 #[test]
 fn session_parts_all_stops_a_server_that_lies_about_total_count() {
     for transport in ["hyper", "ureq"] {
-        for (by_url, needle, most_requests) in [(false, "session's 4 parts", 2), (true, "session's 10000 parts", 1)] {
-            let server = HostileServer::start();
+        for (by_url, needle, most_requests) in [(false, "session's 4 parts", 2), (true, "more than the session's", 1)] {
+            let server = HostileServer::start(1_000_000_000_000);
             let target = if by_url {
                 format!("{}/2.0/files/upload_sessions/HOSTILE/parts", server.base)
             } else {
@@ -289,6 +289,23 @@ fn session_parts_all_stops_a_server_that_lies_about_total_count() {
             assert_fails(&out, 5, &["session parts failed", "total_count 1000000000000", needle]);
             assert_eq!(server.requests(), most_requests, "{transport}, by url {by_url}");
         }
+    }
+}
+
+/// A `total_count` within the session bound, but more than pages of `--limit 1` can reach
+/// (Box's largest offset is 10,000): refused as soon as that is known, not after 10,000 pages.
+#[test]
+fn session_parts_all_never_pages_past_the_largest_offset() {
+    for transport in ["hyper", "ureq"] {
+        let server = HostileServer::start(10_900);
+        let url = format!("{}/2.0/files/upload_sessions/HOSTILE/parts", server.base);
+        let out = bare()
+            .args(["--upload-url", &server.base, "--token", TOKEN, "--transport", transport])
+            .args(["session", "parts", &url, "--all", "--limit", "1"])
+            .output()
+            .unwrap();
+        assert_fails(&out, 4, &["session parts failed", "largest offset of 10000"]);
+        assert!(server.requests() <= 2, "{transport}: {} requests", server.requests());
     }
 }
 

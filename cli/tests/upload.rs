@@ -351,3 +351,42 @@ fn resume_of_a_changed_file_is_refused() {
     assert_fails(&out, 5, &["resume of"]);
     assert_eq!(emu.counters().commits, 0);
 }
+
+/// A checkpoint held by a running upload cannot be resumed (or uploaded with) by a second run at
+/// the same time: exit 1, nothing sent by the second run; the first finishes.
+#[test]
+fn a_checkpoint_in_use_is_refused_and_nothing_is_sent() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_file(dir.path(), "busy.bin", SIZE, 18);
+    let checkpoint = dir.path().join("busy.checkpoint.json");
+    let cp = checkpoint.to_str().unwrap();
+    emu.set_faults(Faults::none().rule(
+        Op::UploadPart,
+        Trigger::Window { skip: 1, count: 1000 },
+        FaultAction::Delay(Duration::from_secs(3)),
+    ));
+    let child = cli(&emu, "hyper")
+        .args(["upload", path.to_str().unwrap(), "--folder", "0", "--checkpoint", cp])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !checkpoint.exists() {
+        assert!(Instant::now() < deadline, "no checkpoint within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (transport, args) in [
+        ("ureq", vec!["resume", cp]),
+        ("hyper", vec!["upload", path.to_str().unwrap(), "--folder", "0", "--name", "other.bin", "--checkpoint", cp]),
+    ] {
+        let before = emu.counters().requests(Op::CreateSession);
+        let out = run(cli(&emu, transport), &args);
+        assert_fails(&out, 1, &["in use by another upload", "nothing was sent"]);
+        assert_eq!(emu.counters().requests(Op::CreateSession), before);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    assert!(!checkpoint.exists());
+}

@@ -113,7 +113,7 @@ impl PartPlan {
     /// The part that starts at `offset`, if one does.
     #[must_use]
     pub fn part_at(&self, offset: u64) -> Option<PlannedPart> {
-        if offset % self.part_size != 0 {
+        if !offset.is_multiple_of(self.part_size) {
             return None;
         }
         usize::try_from(offset / self.part_size).ok().and_then(|i| self.part(i))

@@ -167,6 +167,23 @@ macro_rules! client_surface {
             self.drive_run(machine, Some(source), options) $($await)*
         }
 
+        /// Runs any core machine to its output, serving its reads from a source already opened
+        /// (the one [`open_upload`]($crate::open_upload) gave with the machine, so the reads are
+        /// checked against the very file the machine's size and fingerprint came from), or none,
+        /// steered by `options`.
+        pub $($async)* fn drive_open<M>(
+            &self,
+            machine: &mut M,
+            source: Option<$crate::OpenSource>,
+            options: $crate::UploadOptions,
+        ) -> Result<M::Output, $crate::Error>
+        where
+            M: $crate::core::Machine + Send,
+            M::Output: Send,
+        {
+            self.drive_run(machine, source, options) $($await)*
+        }
+
         /// Runs one operation (with the core's token handling and retries).
         pub $($async)* fn run<O>(&self, operation: O) -> Result<O::Output, $crate::Error>
         where
