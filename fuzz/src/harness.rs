@@ -955,7 +955,7 @@ impl Sim {
                 }
                 _ => {
                     self.bad_read = true;
-                    Err(if d.u8() % 2 == 0 {
+                    Err(if d.u8().is_multiple_of(2) {
                         SourceError::Io("fuzz".into())
                     } else {
                         SourceError::Changed("fuzz".into())
@@ -1046,7 +1046,7 @@ impl Sim {
                     429, 500, 599,
                 ]);
                 let mut r = raw_response(status, d.bytes(48));
-                if d.u8() % 2 == 0 {
+                if d.u8().is_multiple_of(2) {
                     r.headers_mut().insert("location", HeaderValue::from_static("https://evil.example.com/x"));
                 }
                 self.add_retry_after(&mut r, d);
@@ -1059,7 +1059,7 @@ impl Sim {
                 let mut body = right.into_body().to_vec();
                 if !body.is_empty() {
                     let at = d.below(body.len());
-                    if d.u8() % 2 == 0 {
+                    if d.u8().is_multiple_of(2) {
                         body.truncate(at);
                     } else {
                         body[at] = d.u8();
@@ -1072,7 +1072,7 @@ impl Sim {
             3 => box_error(d.pick(&[400, 401, 403, 404, 409, 410, 412, 416]), "fuzz_error"),
             4 => {
                 let code = d.pick(&["range_overlaps_existing_part", "parts_mismatch", "session_expired", "x"]);
-                if kind == RequestKind::UploadPart && d.u8() % 2 == 0 {
+                if kind == RequestKind::UploadPart && d.u8().is_multiple_of(2) {
                     // Box stored it but the answer is a conflict (the first answer was lost).
                     if let Some((o, s, sha1)) = held.part.clone() {
                         self.stored.insert(o, (s, sha1));
@@ -1152,7 +1152,7 @@ impl Sim {
                     u64::MAX / 2,
                     u64::MAX,
                 ];
-                let ps = if d.u8() % 4 == 0 { None } else { Some(d.pick(&ps)) };
+                let ps = if d.u8().is_multiple_of(4) { None } else { Some(d.pick(&ps)) };
                 let tp = match d.below(5) {
                     0 => None,
                     1 => Some(d.u64()),
@@ -1297,16 +1297,16 @@ impl Sim {
             }
             232..=241 => {
                 // An answer to a request already answered, or never sent.
-                let id = if self.answered.is_empty() || d.u8() % 4 == 0 {
+                let id = if self.answered.is_empty() || d.u8().is_multiple_of(4) {
                     RequestId(1_000_000 + u64::from(d.u8()))
                 } else {
                     self.answered[d.below(self.answered.len())]
                 };
-                let r = if d.u8() % 2 == 0 { raw_response(200, b"{}".to_vec()) } else { box_error(500, "x") };
+                let r = if d.u8().is_multiple_of(2) { raw_response(200, b"{}".to_vec()) } else { box_error(500, "x") };
                 self.m.handle_response(id, r, self.now);
             }
             242..=243 => {
-                let keep = d.u8() % 2 == 0;
+                let keep = d.u8().is_multiple_of(2);
                 self.cancelled.get_or_insert(keep);
                 self.m.cancel(keep);
             }

@@ -138,7 +138,7 @@ impl FakeBox {
                 if digest != actual {
                     return error(412, "precondition_failed", "digest");
                 }
-                if range.offset() % self.part_size != 0 || range.size() != seen.body.len() as u64 {
+                if !range.offset().is_multiple_of(self.part_size) || range.size() != seen.body.len() as u64 {
                     return error(416, "requested_range_not_satisfiable", "range");
                 }
                 if self.parts.contains_key(&range.offset()) {

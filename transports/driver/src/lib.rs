@@ -73,15 +73,15 @@ pub use surface::{expect_continue, open_resume, open_source, open_upload};
 /// operations, the types a caller names, and this crate's shared ones. A transport says
 /// `pub use box_upload_driver::exports::*;`.
 pub mod exports {
+    pub use crate::{
+        load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
+        DEFAULT_IDLE_TIMEOUT,
+    };
     pub use box_upload_core as core;
     pub use box_upload_core::models;
     pub use box_upload_core::operations;
     pub use box_upload_core::{
-        BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom,
-        ResumeOptions, RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
-    };
-    pub use crate::{
-        load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_IDLE_TIMEOUT,
+        BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom, ResumeOptions,
+        RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
     };
 }

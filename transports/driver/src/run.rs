@@ -7,9 +7,11 @@
 use crate::checkpoint::{CheckpointLock, CheckpointWrite};
 use crate::options::{UploadOptions, Watch};
 use crate::reader::ReadingThread;
-use crate::source::OpenSource;
+use crate::source::{CommitCheck, OpenSource};
 use crate::Error;
-use box_upload_core::{Event, Machine, PartData, ReadId, ReadRequest, RequestId, SourceError, Transmit, TransportError};
+use box_upload_core::{
+    Event, Machine, PartData, ReadId, ReadRequest, RequestId, RequestKind, SourceError, Transmit, TransportError,
+};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -64,6 +66,7 @@ pub struct Run<'m, M: Machine> {
     abandoned: Option<Error>,
     idle_turns: u32,
     lock: Option<CheckpointLock>,
+    commit_check: Option<CommitCheck>,
     _watch: Option<Watch>,
 }
 
@@ -80,6 +83,7 @@ impl<'m, M: Machine> Run<'m, M> {
     ) -> Result<Self, Error> {
         // Before anything is read or sent: a second run of the same checkpoint is refused.
         let lock = options.checkpoint_file.as_deref().map(CheckpointLock::acquire).transpose()?;
+        let commit_check = source.as_ref().and_then(OpenSource::commit_check);
         let reader = source.map(|s| ReadingThread::spawn(s, Arc::clone(&notify))).transpose()?;
         let watch = options.cancel.as_ref().map(|token| {
             let notify = Arc::clone(&notify);
@@ -99,6 +103,7 @@ impl<'m, M: Machine> Run<'m, M> {
             abandoned: None,
             idle_turns: 0,
             lock,
+            commit_check,
             _watch: watch,
         })
     }
@@ -161,6 +166,15 @@ impl<'m, M: Machine> Run<'m, M> {
 
             // 4. Requests.
             if let Some(transmit) = self.machine.poll_transmit(now) {
+                if transmit.kind == RequestKind::CommitSession {
+                    // Every read is done by now, the last check of the file with it: a change
+                    // since (the last parts were still on the wire) must not be committed.
+                    if let Some(Err(e)) = self.commit_check.as_ref().map(CommitCheck::check) {
+                        tracing::warn!(error = %e, "the source changed before the commit; stopping the upload");
+                        self.stop(box_upload_core::Error::from(e).into(), false);
+                        continue;
+                    }
+                }
                 self.requests_out += 1;
                 return Step::Send(transmit);
             }
@@ -210,12 +224,18 @@ impl<'m, M: Machine> Run<'m, M> {
         self.saving = false;
         if let Err(e) = result {
             tracing::warn!(error = %e, "saving the checkpoint failed; stopping the upload");
-            self.cancelled = true;
-            if self.machine.cancel(self.options.keep_session_on_cancel) {
-                self.failure = Some(e);
-            } else {
-                self.abandoned = Some(e);
-            }
+            self.stop(e, self.options.keep_session_on_cancel);
+        }
+    }
+
+    /// Stops the machine (its session aborted unless `keep_session`, or the request keeps it on
+    /// failure); the run then ends with `error`.
+    fn stop(&mut self, error: Error, keep_session: bool) {
+        self.cancelled = true;
+        if self.machine.cancel(keep_session) {
+            self.failure = Some(error);
+        } else {
+            self.abandoned = Some(error);
         }
     }
 

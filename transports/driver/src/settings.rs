@@ -3,8 +3,8 @@
 
 use crate::Error;
 use box_upload_core::{
-    random_jitter_seed, ClientCredentials, ClientSettings, DeveloperToken, RetryPolicy, SharedTokenSource,
-    TokenSource, DEFAULT_PARTS_IN_FLIGHT,
+    random_jitter_seed, ClientCredentials, ClientSettings, DeveloperToken, RetryPolicy, SharedTokenSource, TokenSource,
+    DEFAULT_PARTS_IN_FLIGHT,
 };
 use std::fmt;
 use std::marker::PhantomData;

@@ -2,9 +2,7 @@
 //! stream (read once, in order), or bytes in memory. Read on the reading thread only.
 
 use crate::Error;
-use box_upload_core::{
-    FileFingerprint, PartBuffers, PartBuilder, PartData, SourceError, SourceFacts, HASH_CHUNK,
-};
+use box_upload_core::{FileFingerprint, PartBuffers, PartBuilder, PartData, SourceError, SourceFacts, HASH_CHUNK};
 use bytes::Bytes;
 use std::fmt;
 use std::fs::File;
@@ -18,10 +16,11 @@ use std::time::SystemTime;
 /// - [`Source::file`]: positioned reads. The file's size, modification time, status-change time
 ///   (ctime, which no user program can set back) and identity (device and inode) are recorded
 ///   when the upload starts and checked, through the open handle and through the path, before
-///   and after every read, including the last read at the end of the file that the core makes
-///   before it commits. Any change fails the upload with [`SourceError::Changed`], so a file
-///   rewritten during the upload (even in place with its mtime restored, as `rsync --inplace`
-///   or `cp -p` do) is never committed.
+///   and after every read (including the last read at the end of the file that the core
+///   makes), and once more before each commit is sent, when every read is done. Any change
+///   fails the upload with [`SourceError::Changed`], so a file rewritten during the upload
+///   (even in place with its mtime restored, as `rsync --inplace` or `cp -p` do) is never
+///   committed.
 /// - [`Source::reader`]: a stream, read once from its start, in order.
 /// - [`Source::bytes`]: bytes in memory; parts are views of them, not copies.
 pub struct Source(Inner);
@@ -169,6 +168,11 @@ impl OpenFile {
         Ok(())
     }
 
+    /// The same file, through a handle of its own, for a check from another thread.
+    fn try_clone(&self) -> Option<Self> {
+        Some(Self { file: self.file.try_clone().ok()?, path: self.path.clone(), state: self.state.clone() })
+    }
+
     fn read(&self, offset: u64, len: usize, part: PartBuilder, pool: &PartBuffers) -> Result<PartData, SourceError> {
         self.check()?;
         let part = fill(|buf, filled| read_at(&self.file, buf, offset + filled as u64), len, part, pool)
@@ -225,6 +229,16 @@ impl OpenSource {
         }
     }
 
+    /// For a file, the check a run makes before each commit (on its own thread: the source
+    /// itself is on the reading thread by then). `None` for streams and bytes, which cannot
+    /// change, and if the file's handle cannot be duplicated.
+    pub(crate) fn commit_check(&self) -> Option<CommitCheck> {
+        match &self.inner {
+            Open::File(f) => f.try_clone().map(CommitCheck),
+            _ => None,
+        }
+    }
+
     /// Reads `len` bytes at `offset` (fewer only where the source ends) into `part`, the
     /// machine's builder for this read, 256 KiB at a time, each chunk hashed while in cache.
     pub(crate) fn read(&mut self, offset: u64, len: usize, part: PartBuilder) -> Result<PartData, SourceError> {
@@ -249,6 +263,16 @@ impl OpenSource {
             }
             Open::File(file) => file.read(offset, len, part, pool),
         }
+    }
+}
+
+/// Checks that a file source is still what it was when the upload started, as every read does:
+/// what was read is committed only if the file has not changed since.
+pub(crate) struct CommitCheck(OpenFile);
+
+impl CommitCheck {
+    pub(crate) fn check(&self) -> Result<(), SourceError> {
+        self.0.check()
     }
 }
 

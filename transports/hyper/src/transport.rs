@@ -2,8 +2,8 @@
 //! No Box knowledge, no retries: the core decides what a failure means.
 
 use crate::Error;
-use box_upload_driver::Settings;
 use box_upload_core::{Transmit, TransportError, TransportErrorKind};
+use box_upload_driver::Settings;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::{BodyExt, Limited};

@@ -36,7 +36,12 @@ impl Client {
         &self.wire.agent
     }
 
-    fn drive_run<M>(&self, machine: &mut M, source: Option<OpenSource>, options: UploadOptions) -> Result<M::Output, Error>
+    fn drive_run<M>(
+        &self,
+        machine: &mut M,
+        source: Option<OpenSource>,
+        options: UploadOptions,
+    ) -> Result<M::Output, Error>
     where
         M: Machine + Send,
         M::Output: Send,

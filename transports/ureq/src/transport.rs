@@ -1,8 +1,8 @@
 //! One request over ureq: send the core's `http::Request<Bytes>`, hand back every header and at
 //! most `max_response_bytes` of the body, and name failures with the core's kinds.
 
-use box_upload_driver::{Error, Settings};
 use box_upload_core::{RequestKind, Transmit, TransportError, TransportErrorKind};
+use box_upload_driver::{Error, Settings};
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use std::io;

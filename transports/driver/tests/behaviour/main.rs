@@ -1,0 +1,48 @@
+//! The behaviour suite of the transports, written once: every test body is a plain `fn(Kind)`
+//! run through `box-upload-hyper` (async) and `box-upload-ureq` (blocking) alike, with the same
+//! client methods, the same builder settings and the same `Error`, against the conformance
+//! emulator or the recorded fixtures. A difference between the transports is a failure here.
+//!
+//! `cargo test -p box-upload-driver --test behaviour` runs it all; `-- hyper::` or `-- ureq::`
+//! one transport; `-- cancel::` one topic. The topics:
+//!
+//! - [`round_trips`]: new file, new version with If-Match, file, stream and bytes sources,
+//!   `drive_with` a `BigUpload` from `core().start_upload`, `run`/`drive`, input refused.
+//! - [`operations`]: the single operations, by id and by `session_endpoints` URL.
+//! - [`faults`]: the emulator's injected faults and retries, Client Credentials.
+//! - [`cancel`]: cancel (abort or keep the session), resume from the checkpoint, checkpoints
+//!   that cannot be written, a checkpoint in use, resume refused for another file.
+//! - [`file_changes`]: a file that grows, whose mtime changes, or that is rewritten in place with
+//!   its mtime restored, during the upload (also after its last read, before the commit).
+//! - [`events`]: the event and progress callbacks.
+//! - [`transport`]: timeouts, refused connections, redirects, bounded answers, the builder, logs.
+//! - [`replay`]: every recorded fixture replayed through the transport.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod harness;
+
+mod cancel;
+mod events;
+mod faults;
+#[cfg(unix)]
+mod file_changes;
+mod operations;
+mod replay;
+mod round_trips;
+mod transport;
+
+/// Both transports name the same shared types: a value of one crate's type is a value of the
+/// other's (this only has to compile).
+#[test]
+fn the_transports_share_their_types() {
+    fn same<T>(t: T) -> T {
+        t
+    }
+    let _: box_upload_ureq::Source = same::<box_upload_hyper::Source>(box_upload_driver::Source::bytes(vec![1]));
+    let _: box_upload_ureq::UploadOptions =
+        same::<box_upload_hyper::UploadOptions>(box_upload_driver::UploadOptions::new());
+    let _: box_upload_ureq::CancelToken = same::<box_upload_hyper::CancelToken>(box_upload_driver::CancelToken::new());
+    let _: Option<box_upload_ureq::Error> = same::<Option<box_upload_hyper::Error>>(None::<box_upload_driver::Error>);
+    let _: box_upload_ureq::ClientBuilder = box_upload_driver::ClientBuilder::<box_upload_ureq::Ureq>::new();
+    let _: box_upload_hyper::ClientBuilder = box_upload_driver::ClientBuilder::<box_upload_hyper::Hyper>::new();
+}
