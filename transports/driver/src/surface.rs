@@ -66,8 +66,8 @@ pub fn expect_continue(request: &mut http::Request<bytes::Bytes>) {
 /// builder builds it with, and every method of [`client_surface!`](crate::client_surface).
 /// `client!(Marker, Wire, {async} {.await})` in an async transport, `client!(Marker, Wire, {}
 /// {})` in a blocking one; `Wire::new(&Settings) -> Result<Wire, Error>` makes the wire, and the
-/// transport writes `drive_run` and `part_data` (see [`client_surface!`](crate::client_surface))
-/// in an `impl Client` of its own.
+/// transport writes its loop, `driver::drive`, and `part_data` (see
+/// [`client_surface!`](crate::client_surface)).
 #[macro_export]
 macro_rules! client {
     ($(#[$meta:meta])* $marker:ident, $wire:ty, {$($async:tt)*} {$($await:tt)*}) => {
@@ -75,8 +75,8 @@ macro_rules! client {
         #[derive(Clone)]
         pub struct Client {
             core: $crate::core::Client,
-            wire: $wire,
-            parts_in_flight: Option<usize>,
+            pub(crate) wire: $wire,
+            pub(crate) parts_in_flight: Option<usize>,
         }
 
         impl ::std::fmt::Debug for Client {
@@ -124,10 +124,12 @@ macro_rules! client {
 /// `client_surface!({async} {.await})` for an async one.
 ///
 /// [`client!`](crate::client) expands it. The client must have the fields
-/// `core: box_upload_core::Client` and `parts_in_flight: Option<usize>`, and two methods of its own, blocking or async as the
-/// surface: `drive_run(&self, &mut M, Option<OpenSource>, UploadOptions) -> Result<M::Output,
-/// Error>` (its loop) and `part_data(Bytes) -> Result<PartData, Error>` (hashing a part where
-/// the transport allows blocking work).
+/// `core: box_upload_core::Client` and `parts_in_flight: Option<usize>`; the transport has its
+/// loop, `crate::driver::drive(&Client, &mut M, Option<OpenSource>, UploadOptions) ->
+/// Result<M::Output, Error>`, and a method `part_data(Bytes) -> Result<PartData, Error>`
+/// (hashing a part where the transport allows blocking work), blocking or async as the surface.
+// `crate::driver::drive` is the expanding transport's own loop, on purpose.
+#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! client_surface {
     ({$($async:tt)*} {$($await:tt)*}) => {
@@ -146,7 +148,7 @@ macro_rules! client_surface {
             M: $crate::core::Machine + Send,
             M::Output: Send,
         {
-            self.drive_run(machine, None, $crate::UploadOptions::default()) $($await)*
+            crate::driver::drive(self, machine, None, $crate::UploadOptions::default()) $($await)*
         }
 
         /// Runs any core machine to its output, serving its reads from `source` (e.g. a
@@ -164,7 +166,7 @@ macro_rules! client_surface {
             M::Output: Send,
         {
             let source = $crate::open_source(source, self.parts_in_flight)?;
-            self.drive_run(machine, Some(source), options) $($await)*
+            crate::driver::drive(self, machine, Some(source), options) $($await)*
         }
 
         /// Runs any core machine to its output, serving its reads from a source already opened
@@ -181,7 +183,7 @@ macro_rules! client_surface {
             M: $crate::core::Machine + Send,
             M::Output: Send,
         {
-            self.drive_run(machine, source, options) $($await)*
+            crate::driver::drive(self, machine, source, options) $($await)*
         }
 
         /// Runs one operation (with the core's token handling and retries).
@@ -353,7 +355,7 @@ macro_rules! client_surface {
             options: $crate::UploadOptions,
         ) -> Result<$crate::core::models::FileFull, $crate::Error> {
             let (mut machine, source) = $crate::open_upload(&self.core, source, request, self.parts_in_flight)?;
-            self.drive_run(&mut machine, Some(source), options) $($await)*
+            crate::driver::drive(self, &mut machine, Some(source), options) $($await)*
         }
 
         /// Continues an upload from a checkpoint (a value, or the path of a checkpoint file)
@@ -387,7 +389,7 @@ macro_rules! client_surface {
                 &mut upload_options,
                 self.parts_in_flight,
             )?;
-            self.drive_run(&mut machine, Some(source), upload_options) $($await)*
+            crate::driver::drive(self, &mut machine, Some(source), upload_options) $($await)*
         }
     };
 }

@@ -1,12 +1,10 @@
 //! The async client: a [`box_upload_core::Client`] and a pooled hyper client. The struct, its
 //! builder and its methods are the shared ones (`box_upload_driver::client!`), async; this file
-//! adds how a run is driven and where a part is hashed.
+//! adds where a part is hashed (the loop is `driver::drive`).
 
-use crate::driver::drive;
 use crate::transport::Transport;
 use crate::Error;
-use box_upload_core::{Machine, PartData};
-use box_upload_driver::{OpenSource, UploadOptions};
+use box_upload_core::PartData;
 use bytes::Bytes;
 
 box_upload_driver::client!(
@@ -23,19 +21,6 @@ box_upload_driver::client!(
 );
 
 impl Client {
-    async fn drive_run<M>(
-        &self,
-        machine: &mut M,
-        source: Option<OpenSource>,
-        options: UploadOptions,
-    ) -> Result<M::Output, Error>
-    where
-        M: Machine + Send,
-        M::Output: Send,
-    {
-        drive(&self.wire, machine, source, options).await
-    }
-
     /// Hashes a part off the runtime.
     async fn part_data(bytes: Bytes) -> Result<PartData, Error> {
         tokio::task::spawn_blocking(move || PartData::new(bytes))

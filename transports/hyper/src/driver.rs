@@ -2,8 +2,7 @@
 //! checkpoint is written on the blocking pool, and the loop waits for whichever finishes first
 //! or for the machine's deadline. Reads come from the shared reading thread.
 
-use crate::transport::Transport;
-use crate::Error;
+use crate::{Client, Error};
 use box_upload_core::{Machine, TransportError, TransportErrorKind};
 use box_upload_driver::{Completion, Notify, OpenSource, Run, Step, UploadOptions};
 use std::collections::HashMap;
@@ -13,7 +12,7 @@ use tokio::task::JoinSet;
 
 /// Runs `machine` to its output. Dropping the future aborts every request in flight.
 pub(crate) async fn drive<M: Machine + Send>(
-    transport: &Transport,
+    client: &Client,
     machine: &mut M,
     source: Option<OpenSource>,
     options: UploadOptions,
@@ -22,6 +21,7 @@ pub(crate) async fn drive<M: Machine + Send>(
     let notify: Notify = Arc::new(move |c| {
         let _ = tx.send(c);
     });
+    let transport = &client.wire;
     let mut run = Run::new(machine, source, options, notify)?;
     let mut requests: JoinSet<Completion> = JoinSet::new();
     let mut ids = HashMap::new();

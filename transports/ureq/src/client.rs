@@ -1,12 +1,10 @@
 //! The blocking client: the core's client plus one shared ureq agent. The struct, its builder
 //! and its methods are the shared ones (`box_upload_driver::client!`), blocking; this file adds
-//! how a run is driven and the client around an agent of the caller's.
+//! the client around an agent of the caller's (the loop is `driver::drive`).
 
-use crate::driver::drive;
 use crate::transport::Agent;
 use crate::Error;
-use box_upload_core::{Machine, PartData, DEFAULT_PARTS_IN_FLIGHT};
-use box_upload_driver::{OpenSource, UploadOptions};
+use box_upload_core::PartData;
 use bytes::Bytes;
 
 box_upload_driver::client!(
@@ -34,21 +32,6 @@ impl Client {
     #[must_use]
     pub fn agent(&self) -> &ureq::Agent {
         &self.wire.agent
-    }
-
-    fn drive_run<M>(
-        &self,
-        machine: &mut M,
-        source: Option<OpenSource>,
-        options: UploadOptions,
-    ) -> Result<M::Output, Error>
-    where
-        M: Machine + Send,
-        M::Output: Send,
-    {
-        // A worker per part in flight, one for the session's other requests, one spare.
-        let workers = self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT).saturating_add(2);
-        drive(&self.wire, workers, machine, source, options)
     }
 
     fn part_data(bytes: Bytes) -> Result<PartData, Error> {

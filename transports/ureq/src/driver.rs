@@ -4,8 +4,8 @@
 //! answer, a read, a cancel or the machine's next deadline.
 
 use crate::transport::{self, Agent};
-use crate::Error;
-use box_upload_core::{Machine, Transmit, TransportError, TransportErrorKind};
+use crate::{Client, Error};
+use box_upload_core::{Machine, Transmit, TransportError, TransportErrorKind, DEFAULT_PARTS_IN_FLIGHT};
 use box_upload_driver::{Completion, Notify, OpenSource, Run, Step, UploadOptions};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -15,8 +15,7 @@ use std::time::Instant;
 /// Runs `machine` to its output. When it returns, workers still sending a request the machine no
 /// longer needs (after a cancel or a failure) finish it and stop on their own.
 pub(crate) fn drive<M: Machine>(
-    agent: &Agent,
-    workers: usize,
+    client: &Client,
     machine: &mut M,
     source: Option<OpenSource>,
     options: UploadOptions,
@@ -27,7 +26,9 @@ pub(crate) fn drive<M: Machine>(
         let _ = done.send(c);
     });
     let mut run = Run::new(machine, source, options, Arc::clone(&notify))?;
-    let mut pool = Workers::new(agent.clone(), workers.max(1), notify);
+    // A worker per part in flight, one for the session's other requests, one spare.
+    let workers = client.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT).saturating_add(2);
+    let mut pool = Workers::new(client.wire.clone(), workers, notify);
     loop {
         match run.poll(Instant::now()) {
             Step::Send(transmit) => pool.send(transmit)?,
