@@ -17,8 +17,8 @@ mod serve;
 
 pub use emulator::{
     BlockingEmulator, ConflictsShape, CounterSnapshot, EchoField, Emulator, EmulatorBuilder, EmulatorError,
-    FaultAction, FaultRule, Faults, FileInfo, Op, Trigger, DEFAULT_PART_SIZE, MAX_LIST_LIMIT, MAX_LIST_OFFSET,
-    MIN_FILE_SIZE,
+    FaultAction, FaultRule, Faults, FileInfo, Op, RequestOutcome, RequestRecord, Trigger, DEFAULT_PART_SIZE,
+    MAX_LIST_LIMIT, MAX_LIST_OFFSET, MIN_FILE_SIZE,
 };
 
 /// The workspace README's examples, compiled and run as doctests of this crate (it can see every

@@ -1,13 +1,18 @@
 //! `box-upload-emulator`: runs the Box upload API emulator until killed.
 //!
 //! Prints the upload base URL (`http://127.0.0.1:PORT/api`) as its first line on stdout.
+//! A fault mix (`--lose-part-answers`, `--part-5xx`, `--cut-part-bodies`, `--commit-answer-lost`)
+//! and a request log (`--request-log`) serve soak runs such as benches/soak-kill-resume.sh.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use box_upload_conformance::{Emulator, FaultAction, Faults, Op, Trigger};
+use box_upload_conformance::{
+    Emulator, FaultAction, Faults, Op, RequestOutcome, RequestRecord, Trigger, MAX_LIST_LIMIT,
+};
 use clap::Parser;
 
 /// Box upload API emulator (loopback HTTP/1.1 server).
@@ -46,24 +51,108 @@ struct Args {
     /// Seed for ids and probabilistic faults.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The most parts one list-parts page holds (1 to 1000); a client must page by offset.
+    #[arg(long, default_value_t = MAX_LIST_LIMIT, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    list_page_size: u64,
+    /// Lose the answer of PCT % of part uploads: the part is stored, then the connection is
+    /// closed without an answer (drawn from --seed).
+    #[arg(long, value_name = "PCT", value_parser = percent)]
+    lose_part_answers: Option<f64>,
+    /// Answer PCT % of part uploads 503 (no Retry-After) without storing them (drawn from --seed).
+    #[arg(long = "part-5xx", value_name = "PCT", value_parser = percent)]
+    part_5xx: Option<f64>,
+    /// Close the connection halfway through the body of PCT % of part uploads; the part is not
+    /// stored (drawn from --seed).
+    #[arg(long, value_name = "PCT", value_parser = percent)]
+    cut_part_bodies: Option<f64>,
+    /// Apply the first commit that goes through, then lose its answer (the client sees the
+    /// connection close; a retried commit answers 404).
+    #[arg(long)]
+    commit_answer_lost: bool,
+    /// Append one JSON line per request to FILE once it is over: `t_ms` (since start), `op`,
+    /// `method`, `path`, `range` (`[first, last, total]` of a part), `outcome` (the status, or
+    /// `withheld` by a fault, or `closed` before an answer) and `elapsed_ms`.
+    #[arg(long, value_name = "FILE")]
+    request_log: Option<PathBuf>,
+}
+
+/// A percentage, 0 to 100.
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
+}
+
+/// The faults the flags ask for.
+fn faults(args: &Args) -> Faults {
+    let mut faults = Faults::none();
+    if args.latency_ms > 0 {
+        let delay = FaultAction::Delay(Duration::from_millis(args.latency_ms));
+        faults = [Op::CreateSession, Op::GetSession, Op::UploadPart, Op::ListParts, Op::Commit, Op::Abort]
+            .into_iter()
+            .fold(faults, |f, op| f.rule(op, Trigger::Always, delay.clone()));
+    }
+    let chance = |pct: f64| Trigger::Probability(pct / 100.0);
+    if let Some(pct) = args.part_5xx {
+        faults = faults.rule(Op::UploadPart, chance(pct), FaultAction::Status { status: 503, retry_after: None });
+    }
+    if let Some(pct) = args.cut_part_bodies {
+        faults = faults.rule(Op::UploadPart, chance(pct), FaultAction::CutBody);
+    }
+    if let Some(pct) = args.lose_part_answers {
+        faults = faults.rule(Op::UploadPart, chance(pct), FaultAction::DropAnswer);
+    }
+    if args.commit_answer_lost {
+        faults = faults.rule(Op::Commit, Trigger::FirstN(1), FaultAction::CommitAnswerLost);
+    }
+    faults
+}
+
+/// An observer that appends one JSON line per request to `path` (one write per line, so a
+/// reader never sees half a line).
+fn request_log(path: &Path) -> std::io::Result<impl Fn(&RequestRecord) + Send + Sync + 'static> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let file = Arc::new(Mutex::new(file));
+    let started = Instant::now();
+    Ok(move |r: &RequestRecord| {
+        let outcome = match r.outcome {
+            RequestOutcome::Answered(status) => serde_json::json!(status),
+            RequestOutcome::Withheld => serde_json::json!("withheld"),
+            RequestOutcome::Closed => serde_json::json!("closed"),
+        };
+        let line = serde_json::json!({
+            "t_ms": started.elapsed().as_millis() as u64,
+            "op": format!("{:?}", r.op),
+            "method": r.method,
+            "path": r.path,
+            "range": r.content_range.map(|(first, last, total)| [first, last, total]),
+            "outcome": outcome,
+            "elapsed_ms": r.elapsed.as_millis() as u64,
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        // A failing log must not fail the request it records.
+        let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = file.write_all(&bytes);
+    })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    let faults = faults(&args);
     let mut builder = Emulator::builder()
         .listen(args.listen)
         .token(args.token)
         .part_size(args.part_size)
         .token_lifetime(Duration::from_secs(args.token_lifetime))
         .seed(args.seed)
-        .discard_content(args.discard_content);
-    if args.latency_ms > 0 {
-        let delay = FaultAction::Delay(Duration::from_millis(args.latency_ms));
-        let faults = [Op::CreateSession, Op::GetSession, Op::UploadPart, Op::ListParts, Op::Commit, Op::Abort]
-            .into_iter()
-            .fold(Faults::none(), |f, op| f.rule(op, Trigger::Always, delay.clone()));
-        builder = builder.faults(faults);
+        .discard_content(args.discard_content)
+        .list_page_size(args.list_page_size)
+        .faults(faults);
+    if let Some(path) = &args.request_log {
+        builder = builder.on_request(request_log(path)?);
     }
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);

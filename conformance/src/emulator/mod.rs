@@ -24,6 +24,7 @@ mod auth;
 mod clock;
 mod errors;
 mod faults;
+mod request_log;
 mod routes;
 mod sessions;
 mod storage;
@@ -40,10 +41,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use faults::{EchoField, FaultAction, FaultRule, Faults, Op, Trigger};
+pub use request_log::{RequestOutcome, RequestRecord};
 pub use sessions::{ConflictsShape, FileInfo};
 
 use auth::Auth;
 use faults::FaultState;
+use request_log::Observer;
 use sessions::Store;
 use storage::Storage;
 
@@ -199,6 +202,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// `http://127.0.0.1:PORT/api`.
     pub(crate) upload_base: String,
+    /// Told of every request once it is over.
+    pub(crate) observer: Option<Observer>,
 }
 
 impl Shared {
@@ -221,6 +226,7 @@ pub struct EmulatorBuilder {
     data_dir: Option<PathBuf>,
     discard_content: bool,
     conflicts_shape: ConflictsShape,
+    observer: Option<Observer>,
 }
 
 impl Default for EmulatorBuilder {
@@ -243,6 +249,7 @@ impl Default for EmulatorBuilder {
             data_dir: None,
             discard_content: false,
             conflicts_shape: ConflictsShape::Object,
+            observer: None,
         }
     }
 }
@@ -384,6 +391,29 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Calls `f` with a [`RequestRecord`] for every request once it is over: answered, its
+    /// answer withheld by a fault, or its connection closed (also when the client went away
+    /// mid-request). `f` runs on the server's tasks: keep it short. For request logs, e.g.
+    /// which parts a soak run sent twice.
+    ///
+    /// ```
+    /// # use box_upload_conformance::{Emulator, Op, RequestRecord};
+    /// use std::sync::{Arc, Mutex};
+    /// let parts = Arc::new(Mutex::new(Vec::<RequestRecord>::new()));
+    /// let seen = Arc::clone(&parts);
+    /// let builder = Emulator::builder().on_request(move |r| {
+    ///     if r.op == Op::UploadPart {
+    ///         seen.lock().unwrap().push(r.clone());
+    ///     }
+    /// });
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn on_request(mut self, f: impl Fn(&RequestRecord) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Observer(Arc::new(f)));
+        self
+    }
+
     /// Binds the listener and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
         let listener = TcpListener::bind(self.listen).await?;
@@ -396,6 +426,7 @@ impl EmulatorBuilder {
             counters: Counters::default(),
             config: self.config,
             upload_base: format!("http://{addr}/api"),
+            observer: self.observer,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), stop_rx));

@@ -14,6 +14,7 @@ use sha1::{Digest, Sha1};
 use super::auth::{parse_form, percent_decode};
 use super::errors::ApiError;
 use super::faults::{EchoField, FaultAction, FaultPlan, Op};
+use super::request_log::{Pending, RequestOutcome};
 use super::sessions::{CommitAttributes, CommitConditions, PartRecord, Target};
 use super::storage::Stored;
 use super::{Shared, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
@@ -36,6 +37,8 @@ impl std::error::Error for Cut {}
 enum Fail {
     Api(ApiError),
     Cut,
+    /// Handled (a commit applied), and a fault withholds the answer: closed like `Cut`.
+    Withheld,
 }
 
 impl From<ApiError> for Fail {
@@ -144,6 +147,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     let route = classify(req.method(), req.uri().path());
     let op = route.op();
     shared.counters.request(op);
+    // Reports the request when dropped: at the end of this function, or earlier if the
+    // connection goes away and hyper drops this future.
+    let mut logged = shared.observer.as_ref().map(|o| Pending::start(o, op, &req));
     let request_id = shared.store.random_hex(15).to_ascii_lowercase();
     let mut plan = shared.faults.plan(op);
     let faulted = plan.delay.is_some()
@@ -168,23 +174,26 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
         }
         None => dispatch(&shared, route, req, &plan).await,
     };
-    match result {
-        Ok(_) if drop_answer => Err(Cut),
-        Err(Fail::Cut) => Err(Cut),
-        Err(Fail::Api(e)) if drop_answer => {
-            let _ = e;
-            Err(Cut)
-        }
+    let (answer, outcome) = match result {
+        Ok(_) | Err(Fail::Api(_)) if drop_answer => (Err(Cut), RequestOutcome::Withheld),
+        Err(Fail::Withheld) => (Err(Cut), RequestOutcome::Withheld),
+        Err(Fail::Cut) => (Err(Cut), RequestOutcome::Closed),
         Ok(mut res) => {
             add_request_id(&mut res, &request_id);
-            Ok(res)
+            let status = res.status().as_u16();
+            (Ok(res), RequestOutcome::Answered(status))
         }
         Err(Fail::Api(e)) => {
             let mut res = e.into_response(&request_id);
             add_request_id(&mut res, &request_id);
-            Ok(res)
+            let status = res.status().as_u16();
+            (Ok(res), RequestOutcome::Answered(status))
         }
+    };
+    if let Some(pending) = logged.as_mut() {
+        pending.end(outcome);
     }
+    answer
 }
 
 /// The most of a request body read and dropped before an injected answer (a part is at most a few
@@ -869,7 +878,7 @@ async fn commit(shared: &Arc<Shared>, req: Request<Incoming>, id: &str, plan: &F
     shared.counters.commit();
     if plan.commit_answer_lost {
         // Applied, and the answer is lost: the client sees the connection close.
-        return Err(Fail::Cut);
+        return Err(Fail::Withheld);
     }
     Ok(json_response(StatusCode::CREATED, &json!({"entries": [shared.store.file_full_json(&file)], "total_count": 1})))
 }
