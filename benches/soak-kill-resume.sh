@@ -23,9 +23,12 @@
 #   --no-commit-answer-lost  do not lose the answer of the first applied commit (default: lost)
 #   --no-faults           none of the faults above
 #   --latency-ms N        the emulator waits N ms before each upload-session request (default 0)
-#   --min-delay-ms N      the earliest kill after a client starts (default 30)
-#   --max-delay-ms N      kill delays uniform in [min, N] ms; default: adaptive, from the progress
-#                         rate so far, so that the kills spread over the whole upload
+#   --startup-kills PCT   share of the kills aimed at a run's start-up (default 25): uniform from
+#                         --min-delay-ms (default 30) to when the last run's first part request was logged
+#                         (session, listing, the re-read of the prefix already sent); the others
+#                         come a random delay after the run's first part request:
+#   --max-delay-ms N      that delay uniform in [0, N] ms; default adaptive, from the best rate of
+#                         a run so far, so that the kills spread over the whole upload
 #   --data-dir DIR|shm    where the emulator keeps content (default a directory in the work dir)
 #   --discard-content     the emulator keeps no content: the check is its sha1 alone, no download
 #   --out FILE|-          Markdown summary (default benches/results-soak.md; `-` for none)
@@ -48,6 +51,7 @@ PAGE=50
 COMMIT_LOST=1
 LATENCY_MS=0
 MIN_DELAY_MS=30
+STARTUP_PCT=25
 MAX_DELAY_MS=""
 DATA_PARENT=""
 DISCARD=0
@@ -81,6 +85,7 @@ while [ $# -gt 0 ]; do
     --no-faults) LOSE=0; P5XX=0; CUT=0; COMMIT_LOST=0; shift ;;
     --latency-ms) LATENCY_MS="${2:?}"; shift 2 ;;
     --min-delay-ms) MIN_DELAY_MS="${2:?}"; shift 2 ;;
+    --startup-kills) STARTUP_PCT="${2:?}"; shift 2 ;;
     --max-delay-ms) MAX_DELAY_MS="${2:?}"; shift 2 ;;
     --data-dir) DATA_PARENT="${2:?}"; shift 2 ;;
     --discard-content) DISCARD=1; shift ;;
@@ -93,6 +98,7 @@ while [ $# -gt 0 ]; do
 done
 int --size-mib "$SIZE_MIB"; int --kills "$KILLS"; int --parallel "$PARALLEL"; int --part-size-mib "$PART_MIB"
 int --seed "$SEED"; int --list-page-size "$PAGE"; int --latency-ms "$LATENCY_MS"; int --min-delay-ms "$MIN_DELAY_MS"
+int --startup-kills "$STARTUP_PCT"; [ "$STARTUP_PCT" -le 100 ] || die "--startup-kills must be 0 to 100"
 [ -z "$MAX_DELAY_MS" ] || int --max-delay-ms "$MAX_DELAY_MS"
 pct --lose-part-answers "$LOSE"; pct --part-5xx "$P5XX"; pct --cut-part-bodies "$CUT"
 [ "$SIZE_MIB" -ge 20 ] || die "--size-mib must be >= 20 (Box's minimum chunked-upload size)"
@@ -133,6 +139,7 @@ fi
 for b in "$EMULATOR" "$CLI"; do [ -x "$b" ] || die "$b is missing (run without --no-build)"; done
 BUILT_FROM="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 git -C "$ROOT" diff --quiet HEAD 2>/dev/null || BUILT_FROM="$BUILT_FROM + uncommitted changes"
+[ "$BUILD" = 1 ] || BUILT_FROM="binaries built before the run (--no-build; the work tree is at $BUILT_FROM)"
 
 # 2. The file.
 SIZE=$((SIZE_MIB * 1024 * 1024))
@@ -172,6 +179,18 @@ settled_lines() {
     n="$m"
   done
   echo "$n"
+}
+
+# Waits until the emulator logs a part upload after line $2 (this run's first part went
+# through); fails when the client $3 ends first.
+wait_first_part() {
+  local log="$1" after="$2" pid="$3" state
+  while :; do
+    awk -v n="$after" 'NR > n && /"op":"UploadPart"/ {found = 1; exit} END {exit !found}' "$log" && return 0
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)"
+    case "$state" in Z|X|gone) return 1 ;; esac
+    sleep 0.01
+  done
 }
 
 checkpoint_offsets() { # the part offsets a checkpoint holds, comma-separated; `-` none, `absent`
@@ -216,9 +235,10 @@ run_transport() {
   [ -n "$base" ] || die "the emulator did not start: $(cat "$dir/emu.err")"
   echo "transport $transport: emulator at $base"
 
-  local name="soak-$transport-$$.bin" attempt=0 kills=0 started total_ms=0 result kind status who
-  local delay_ms start_ms wall_ms lines offsets held rate_parts=0 remaining span u
-  printf '# attempt\tkind\tdelay_ms\tresult\twall_ms\tlog_lines\tcheckpoint_offsets\n' >"$attempts"
+  local name="soak-$transport-$$.bin" attempt=0 kills=0 started result kind status who phase
+  local delay_ms start_ms wall_ms lines=0 offsets held=0 before best_gain=0 best_ms=1 remaining span u
+  local startup_ms=300 first_ms
+  printf '# attempt\tkind\tdelay_ms\tresult\twall_ms\tlog_lines\tcheckpoint_offsets\tphase\tfirst_part_ms\n' >"$attempts"
   started="$(now_ms)"
   while :; do
     attempt=$((attempt + 1))
@@ -228,31 +248,46 @@ run_transport() {
     else
       kind=upload; cmd=(upload "$FILE" --folder 0 --name "$name" --checkpoint "$ck" --json)
     fi
-    delay_ms=-
+    # Where the kill falls: in the run's start-up (session, listing, the re-read of the prefix
+    # already sent; timed from the launch), or a delay after its first part went through.
+    delay_ms=-; phase=-
     if [ "$kills" -lt "$KILLS" ]; then
-      if [ -n "$MAX_DELAY_MS" ]; then
-        span=$((MAX_DELAY_MS > MIN_DELAY_MS ? MAX_DELAY_MS - MIN_DELAY_MS : 0))
-      else
-        # The time the rest should take at the rate so far (a guess of 4 ms per MiB before
-        # any part is recorded), spread over the kills left: on average the kills fall
-        # evenly over what remains.
-        if [ "$rate_parts" -gt 0 ]; then
-          remaining=$(((PARTS - rate_parts) * total_ms / rate_parts))
-        else
-          remaining=$((SIZE_MIB * 4 + 300))
-        fi
-        span=$((2 * remaining / (KILLS - kills + 1)))
-        [ "$span" -ge 50 ] || span=50
-      fi
       u="$(uniform)"
-      delay_ms=$((MIN_DELAY_MS + span * u / 1000000))
+      if [ "$u" -lt $((STARTUP_PCT * 10000)) ]; then
+        phase=start
+        u="$(uniform)"
+        delay_ms=$((MIN_DELAY_MS + (startup_ms > MIN_DELAY_MS ? startup_ms - MIN_DELAY_MS : 0) * u / 1000000))
+      else
+        phase=parts
+        if [ -n "$MAX_DELAY_MS" ]; then
+          span="$MAX_DELAY_MS"
+        else
+          # The time the rest takes at the best rate of a run so far (parts it added per ms
+          # after its first part; a guess of 4 ms per MiB before any), spread over the kills
+          # left: on average the kills fall evenly over what remains.
+          if [ "$best_gain" -gt 0 ]; then
+            remaining=$(((PARTS - held) * best_ms / best_gain))
+          else
+            remaining=$((SIZE_MIB * 4))
+          fi
+          span=$((2 * remaining / (KILLS - kills + 1)))
+          [ "$span" -ge 20 ] || span=20
+        fi
+        u="$(uniform)"
+        delay_ms=$((span * u / 1000000))
+      fi
     fi
     start_ms="$(now_ms)"
     BOX_DEVELOPER_TOKEN="$TOKEN" "$CLI" -v --upload-url "$base" --transport "$transport" --parallel "$PARALLEL" \
       "${cmd[@]}" >"$dir/out.$attempt" 2>"$dir/err.$attempt" &
     CLIENT_PID=$!
     status=0
-    if [ "$delay_ms" != - ]; then
+    first_ms=-
+    if [ "$phase" = parts ] && wait_first_part "$log" "$lines" "$CLIENT_PID"; then
+      first_ms=$(($(now_ms) - start_ms))
+      startup_ms="$first_ms"
+    fi
+    if [ "$delay_ms" != - ] && [ "$phase" = start ] || [ "$first_ms" != - ]; then
       sleep "$(awk -v ms="$delay_ms" 'BEGIN{printf "%.3f", ms / 1000}')" &
       SLEEP_PID=$!
       who=""
@@ -269,16 +304,23 @@ run_transport() {
     { wait "$CLIENT_PID"; } 2>/dev/null || status=$?
     CLIENT_PID=""
     wall_ms=$(($(now_ms) - start_ms))
-    total_ms=$((total_ms + wall_ms))
     if [ "$status" = 137 ]; then result=killed; kills=$((kills + 1)); else result="exit:$status"; fi
     lines="$(settled_lines "$log")"
     offsets="$(checkpoint_offsets "$ck")"
+    before="$held"
     held="$(count_offsets "$offsets")"
-    [ "$result" = killed ] && rate_parts="$held"
+    if [ "$result" = killed ] && [ "$first_ms" != - ] && [ "$held" -gt "$before" ]; then
+      local ran=$((wall_ms - first_ms > 1 ? wall_ms - first_ms : 1))
+      if [ $(((held - before) * best_ms)) -gt $((best_gain * ran)) ]; then best_gain=$((held - before)); best_ms="$ran"; fi
+    fi
     [ -f "$ck" ] && cp "$ck" "$dir/checkpoint.after.$attempt"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$attempt" "$kind" "$delay_ms" "$result" "$wall_ms" "$lines" "$offsets" >>"$attempts"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$attempt" "$kind" "$delay_ms" "$result" "$wall_ms" "$lines" \
+      "$offsets" "$phase" "$first_ms" >>"$attempts"
     local at=""
-    [ "$delay_ms" = - ] || at=" (kill at $delay_ms ms)"
+    case "$phase" in
+      start) at=" (kill aimed at its start-up, $delay_ms ms after launch)" ;;
+      parts) at=" (kill aimed $delay_ms ms after its first part request, logged at $first_ms ms)" ;;
+    esac
     echo "  attempt $attempt ($kind): $result after ${wall_ms} ms$at; checkpoint holds $held of $PARTS parts"
     [ "$result" = killed ] && continue
     break
@@ -328,7 +370,7 @@ for t in $TRANSPORTS; do run_transport "$t"; done
 META="Built from $BUILT_FROM; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 Command: \`benches/soak-kill-resume.sh${ARGV:+ $ARGV}\`
 (${SIZE_MIB} MiB of random bytes, $PARTS parts of $PART_MIB MiB; faults: $FAULT_TEXT; kill delays
-${MAX_DELAY_MS:+uniform in [$MIN_DELAY_MS, $MAX_DELAY_MS] ms}${MAX_DELAY_MS:-adaptive (from $MIN_DELAY_MS ms)}; emulator content $([ "$DISCARD" = 1 ] && echo discarded || echo "kept and downloaded"))."
+$STARTUP_PCT % aimed at a run's start-up, the others ${MAX_DELAY_MS:+uniform in [0, $MAX_DELAY_MS] ms}${MAX_DELAY_MS:-adaptive} after its first part; emulator content $([ "$DISCARD" = 1 ] && echo discarded || echo "kept and downloaded"))."
 if [ "$OUT" != - ]; then
   python3 "$HERE/soak_report.py" render "${RUNS[@]}" --meta "$META" --out "$OUT"
 fi

@@ -12,7 +12,8 @@
     checkpoint_offsets`, where `log_lines` is how many log lines existed once the attempt was over
     (so the attempt's requests are the lines after the previous attempt's count), `result` is
     `killed`, `exit:N`, and `checkpoint_offsets` the part offsets the checkpoint file held after
-    the attempt (comma-separated, `-` for none, `absent` when there was no checkpoint file).
+    the attempt (comma-separated, `-` for none, `absent` when there was no checkpoint file); then
+    optionally `phase` (where the kill was aimed: `start`, `parts`, `-`) and `first_part_ms`.
 
 Definitions (every part is identified by its offset: a new session after a kill re-sends too):
   - a part is *sent* in an attempt when at least one PUT of its range is logged in that attempt,
@@ -40,7 +41,10 @@ def read_attempts(path):
             line = line.rstrip("\n")
             if not line or line.startswith("#"):
                 continue
-            attempt, kind, delay, result, wall_ms, log_lines, offsets = line.split("\t")
+            fields = line.split("\t")
+            attempt, kind, delay, result, wall_ms, log_lines, offsets = fields[:7]
+            phase = fields[7] if len(fields) > 7 else "-"
+            first = fields[8] if len(fields) > 8 else "-"
             if offsets in ("-", "absent"):
                 held = set()
             else:
@@ -54,6 +58,8 @@ def read_attempts(path):
                     "wall_ms": int(wall_ms),
                     "log_lines": int(log_lines),
                     "checkpoint": None if offsets == "absent" else held,
+                    "phase": phase,
+                    "first_part_ms": None if first == "-" else int(first),
                 }
             )
     return rows
@@ -113,12 +119,27 @@ def analyse(args):
                 "attempt": row["attempt"],
                 "kind": row["kind"],
                 "delay_ms": row["delay_ms"],
+                "phase": row["phase"],
                 "sent": len(sent_here),
                 "in_flight": len(sent_here - held),
                 "resent": resent[a],
                 "checkpoint_parts": None if row["checkpoint"] is None else len(held),
             }
         )
+    # A run's start-up (launch to its first part request logged) against the parts the checkpoint
+    # already held: what a resume does before it sends anything new.
+    startup = []
+    for prev, row in zip(attempts, attempts[1:]):
+        if row["kind"] == "resume" and row["first_part_ms"] is not None:
+            startup.append([len(prev["checkpoint"] or ()), row["first_part_ms"]])
+    slope = None
+    if len(startup) >= 2:
+        n = len(startup)
+        mx = sum(h for h, _ in startup) / n
+        my = sum(ms for _, ms in startup) / n
+        var = sum((h - mx) ** 2 for h, _ in startup)
+        if var > 0:
+            slope = round(sum((h - mx) * (ms - my) for h, ms in startup) / var, 2)
     resent_per_kill = [k["resent"] for k in kills]
     in_flight = [k["in_flight"] for k in kills]
     over = [k for k in kills if k["resent"] > args.parallel]
@@ -132,6 +153,7 @@ def analyse(args):
         "parallel": args.parallel,
         "kills_wanted": args.kills_wanted,
         "kills": len(kills),
+        "kills_in_start_up": sum(1 for k in kills if k["phase"] == "start"),
         "resumes": sum(1 for a in attempts if a["kind"] == "resume"),
         "restarts": sum(1 for a in attempts[1:] if a["kind"] == "upload"),
         "attempts": len(attempts),
@@ -152,6 +174,8 @@ def analyse(args):
         "kills_resending_more_than_parallel": len(over),
         "kills_resending_more_than_in_flight": len(over_in_flight),
         "fault_resends": fault_resends,
+        "resume_startup": sorted(startup),
+        "resume_startup_ms_per_held_part": slope,
         "part_outcomes": dict(sorted(outcomes.items())),
         "other_requests": dict(sorted(other_ops.items())),
         "kill_details": kills,
@@ -163,7 +187,8 @@ def analyse(args):
 
 
 def print_summary(s):
-    print(f'  transport {s["transport"]}: {s["kills"]} kills (wanted {s["kills_wanted"]}), {s["resumes"]} resumes, '
+    print(f'  transport {s["transport"]}: {s["kills"]} kills (wanted {s["kills_wanted"]}; '
+          f'{s["kills_in_start_up"]} aimed at a start-up), {s["resumes"]} resumes, '
           f'{s["restarts"]} fresh uploads after a kill without a checkpoint; final attempt: {s["final_result"]}')
     print(f'    total wall {s["wall_s"]} s (client runs {s["attempts_wall_s"]} s); committed: {s["verified"]}')
     print(f'    parts re-sent per kill: max {s["resent_max"]}, mean {s["resent_mean"]}, total {s["resent_total"]} '
@@ -174,6 +199,10 @@ def print_summary(s):
     print(f'    part PUTs {s["part_puts"]} for {s["parts"]} parts ({s["fault_resends"]} within an attempt, '
           f'after faults); part bytes sent / file size {s["bytes_sent_over_size"]}')
     print(f'    part outcomes {s["part_outcomes"]}; other requests {s["other_requests"]}')
+    if s["resume_startup"]:
+        lo, hi = s["resume_startup"][0], s["resume_startup"][-1]
+        print(f'    resume start-up (launch to first part request): {lo[1]} ms with {lo[0]} parts held ... '
+              f'{hi[1]} ms with {hi[0]} held ({s["resume_startup_ms_per_held_part"]} ms per held part)')
 
 
 def render(args):
@@ -191,7 +220,8 @@ def render(args):
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in runs:
         out.append(
-            f'| {s["transport"]} | {s["kills"]} of {s["kills_wanted"]} | {s["resumes"]} | {s["restarts"]} | '
+            f'| {s["transport"]} | {s["kills"]} of {s["kills_wanted"]} ({s["kills_in_start_up"]} in a start-up) | '
+            f'{s["resumes"]} | {s["restarts"]} | '
             f'{s["wall_s"]} s | {s["resent_max"]} / {s["resent_mean"]} (limit {s["parallel"]} in flight) | '
             f'{s["in_flight_max"]} | {s["bytes_sent_over_size"]} | {s["part_puts"]} ({s["parts"]}) | '
             f'{s["fault_resends"]} | {s["verified"]} |'
@@ -201,7 +231,9 @@ def render(args):
         out.append(f'**{s["transport"]}**: final attempt {s["final_result"]}; '
                    f're-sent per kill {" ".join(map(str, s["resent_per_kill"])) or "-"}; '
                    f'in flight per kill {" ".join(map(str, s["in_flight_per_kill"])) or "-"}; '
-                   f'part outcomes {s["part_outcomes"]}; other requests {s["other_requests"]}.')
+                   f'part outcomes {s["part_outcomes"]}; other requests {s["other_requests"]}; '
+                   f'resume start-up (parts held, ms to the first part request) {s.get("resume_startup") or "-"}, '
+                   f'{s.get("resume_startup_ms_per_held_part")} ms per held part.')
         out.append("")
     text = "\n".join(out)
     if args.out and args.out != "-":

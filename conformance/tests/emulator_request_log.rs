@@ -17,6 +17,9 @@ use box_upload_conformance::{Emulator, FaultAction, Faults, Op, RequestOutcome, 
 
 const SIZE: u64 = 3000;
 
+/// What the test checks of a record: kind, part range, outcome.
+type Seen = (Op, Option<(u64, u64, u64)>, RequestOutcome);
+
 /// Waits (up to 5 s) until `log` holds `n` records.
 async fn wait_for(log: &Mutex<Vec<RequestRecord>>, n: usize) {
     for _ in 0..500 {
@@ -95,8 +98,7 @@ async fn every_request_is_recorded_with_its_range_and_outcome() {
     wait_for(&log, 10).await;
 
     let log = log.lock().unwrap().clone();
-    let seen: Vec<(Op, Option<(u64, u64, u64)>, RequestOutcome)> =
-        log.iter().map(|r| (r.op, r.content_range, r.outcome)).collect();
+    let seen: Vec<Seen> = log.iter().map(|r| (r.op, r.content_range, r.outcome)).collect();
     use RequestOutcome::{Answered, Closed, Withheld};
     assert_eq!(
         seen,
