@@ -17,6 +17,9 @@ Exit codes:
   5  integrity (digest, part echo or parts list mismatch, the source changed, the committed
      file does not match, a checkpoint for another file)
   6  I/O (a file missing or unreadable, network or transport failure)
+  7  commit outcome unknown: a commit's answer was lost and looking at the file (on the API
+     host, --api-url) did not settle whether it went through; the message names the session
+     and what to check in Box before committing or uploading again
 Ctrl-C stops an upload cleanly (exit 1; the session is kept when --checkpoint can resume it,
 aborted otherwise); a second Ctrl-C quits at once with exit 130.
 
@@ -86,6 +89,11 @@ pub(crate) struct Global {
     /// Upload API base URL.
     #[arg(long, global = true, env = "BOX_UPLOAD_URL", default_value = box_upload_core::DEFAULT_UPLOAD_BASE)]
     pub(crate) upload_url: String,
+    /// API base URL (files, the preflight check; used to confirm a commit whose answer was
+    /// lost). Default https://api.box.com, or the --upload-url's origin when that is not a Box
+    /// host (an emulator), so no request goes to Box's real hosts.
+    #[arg(long, global = true, env = "BOX_API_URL")]
+    pub(crate) api_url: Option<String>,
     /// HTTP stack used for the requests.
     #[arg(long, global = true, value_enum, default_value_t = TransportKind::Hyper)]
     pub(crate) transport: TransportKind,

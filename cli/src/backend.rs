@@ -52,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) transport: TransportKind,
     /// `--upload-url`.
     pub(crate) upload_base: String,
+    /// `--api-url` (unset: the core derives it from the upload base).
+    pub(crate) api_base: Option<String>,
     /// The credentials.
     pub(crate) auth: Auth,
     /// `--parallel`.
@@ -61,7 +63,10 @@ pub(crate) struct Settings {
 impl Settings {
     /// The builder of either transport, configured the same way.
     fn configure<W: Wire>(&self, builder: ClientBuilder<W>) -> Result<ClientBuilder<W>, Failure> {
-        let builder = builder.upload_base(&self.upload_base).parts_in_flight(self.parallel);
+        let mut builder = builder.upload_base(&self.upload_base).parts_in_flight(self.parallel);
+        if let Some(api) = &self.api_base {
+            builder = builder.api_base(api);
+        }
         Ok(match &self.auth {
             Auth::Token(token) => builder.developer_token(token.clone()),
             Auth::Ccg { id, secret, subject, token_url } => builder.client_credentials(
@@ -96,6 +101,7 @@ impl Backend {
         tracing::debug!(
             transport = settings.transport.name(),
             upload_base = %settings.upload_base,
+            api_base = ?settings.api_base,
             auth = ?settings.auth,
             parallel = settings.parallel,
             "building the client"

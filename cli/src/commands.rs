@@ -27,6 +27,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
             let emulated = Emulated::start(global.transport.name(), &mut args)?;
             let mut settings = settings(&global, Some(Auth::Token(EMULATOR_TOKEN.into())))?;
             settings.upload_base = emulated.upload_base();
+            // The emulator's API host is its own origin, which the core derives.
+            settings.api_base = None;
             let started = Instant::now();
             let file = upload(&settings, &args, Some(&emulated.path))?;
             emulated.verify(&file, started.elapsed(), args.json)
@@ -52,6 +54,7 @@ fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, Failure> {
     Ok(Settings {
         transport: global.transport,
         upload_base: global.upload_url.clone(),
+        api_base: global.api_url.clone(),
         auth,
         parallel: global.parallel as usize,
     })

@@ -18,6 +18,9 @@ pub(crate) enum Exit {
     Integrity = 5,
     /// 6: I/O (files, network).
     Io = 6,
+    /// 7: whether the commit went through cannot be told (its answer was lost and the file
+    /// could not be checked).
+    CommitOutcomeUnknown = 7,
 }
 
 /// A failed command: what to print (one line) and how to exit.
@@ -60,13 +63,14 @@ pub(crate) fn classify_core(e: &CoreError) -> Exit {
             ProtocolError::PartEchoMismatch { .. }
             | ProtocolError::PartsListMismatch(_)
             | ProtocolError::PartConflict { .. }
-            | ProtocolError::CommitMismatch(_) => Exit::Integrity,
+            | ProtocolError::CommitMismatch { .. } => Exit::Integrity,
             _ => Exit::Api,
         },
         CoreError::Source(SourceError::Io(_)) => Exit::Io,
         CoreError::Source(_) => Exit::Integrity,
         CoreError::Input(InputError::CheckpointMismatch(_) | InputError::SizeMismatch { .. }) => Exit::Integrity,
         CoreError::Transport { .. } => Exit::Io,
+        CoreError::CommitOutcomeUnknown { .. } => Exit::CommitOutcomeUnknown,
         _ => Exit::Other,
     }
 }
@@ -145,6 +149,15 @@ mod tests {
         assert_eq!(classify_core(&e), Exit::Integrity);
         let e = CoreError::Source(SourceError::Io("x".into()));
         assert_eq!(classify_core(&e), Exit::Io);
+        let e = CoreError::CommitOutcomeUnknown {
+            session_id: "S".into(),
+            file_id: None,
+            reason: "r".into(),
+            check: "c".into(),
+        };
+        assert_eq!(classify_core(&e) as i32, 7);
+        let e = CoreError::Protocol(ProtocolError::CommitMismatch { file_id: "1".into(), detail: "d".into() });
+        assert_eq!(classify_core(&e), Exit::Integrity);
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub(crate) trait Steps {
     /// The final answer to the request sent last (429, 5xx and 401 are handled before). `None`
     /// means the next request was submitted through `cx`.
     fn answered(&mut self, response: Response<Bytes>, cx: &mut StepCx<'_>) -> Option<Result<Self::Output, Error>>;
+
+    /// The request sent last got no final answer (retries ran out, no token, an untrusted host).
+    /// By default the run ends with `error`; `None` means the next request was submitted.
+    fn failed(&mut self, error: Error, cx: &mut StepCx<'_>) -> Option<Result<Self::Output, Error>> {
+        let _ = cx;
+        Some(Err(error))
+    }
 }
 
 /// What [`Steps::answered`] may use: the dispatcher to submit the next request, the events, the
@@ -42,6 +49,9 @@ pub(crate) struct StepCx<'a> {
     pub(crate) events: &'a mut VecDeque<Event>,
     /// When the answer came.
     pub(crate) now: Instant,
+    /// An earlier send of the request answered got no answer or a 5xx: Box may have acted on
+    /// it before this answer.
+    pub(crate) maybe_applied: bool,
 }
 
 impl StepCx<'_> {
@@ -92,6 +102,11 @@ impl<S: Steps> Run<S> {
         &self.steps
     }
 
+    /// The steps, for settings that only matter after the first request.
+    pub(crate) fn steps_mut(&mut self) -> &mut S {
+        &mut self.steps
+    }
+
     /// The steps, to change before the first request is made; `None` once it is.
     pub(crate) fn steps_before_start(&mut self) -> Option<&mut S> {
         (!self.started).then_some(&mut self.steps)
@@ -122,11 +137,15 @@ impl<S: Steps> Run<S> {
         self.events.extend(self.dispatch.events.drain(..));
         while let Some(completion) = self.dispatch.poll_completion() {
             let result = match completion {
-                Completion::Answered { response, .. } => {
-                    let mut cx = StepCx { dispatch: &mut self.dispatch, events: &mut self.events, now };
+                Completion::Answered { response, maybe_applied, .. } => {
+                    let mut cx = StepCx { dispatch: &mut self.dispatch, events: &mut self.events, now, maybe_applied };
                     self.steps.answered(response, &mut cx)
                 }
-                Completion::Failed { error, .. } => Some(Err(error)),
+                Completion::Failed { error, .. } => {
+                    let mut cx =
+                        StepCx { dispatch: &mut self.dispatch, events: &mut self.events, now, maybe_applied: false };
+                    self.steps.failed(error, &mut cx)
+                }
             };
             if let Some(result) = result {
                 self.finish(result);

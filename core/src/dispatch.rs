@@ -46,13 +46,17 @@ struct Slot<J> {
     refreshed: bool,
     not_before: Option<Instant>,
     token_used: Option<AccessToken>,
+    /// An earlier send got no answer (a transport failure) or a 5xx: Box may have acted on it.
+    maybe_applied: bool,
 }
 
 /// A job's final answer, or why there is none.
 #[derive(Debug)]
 pub(crate) enum Completion<J> {
     /// An answer that is not retried any more (success or final error status).
-    Answered { job: J, response: Response<Bytes> },
+    /// `maybe_applied`: an earlier send of the same request got no answer or a 5xx, so Box may
+    /// have acted on it before this answer (a commit answered 404 may have been applied).
+    Answered { job: J, response: Response<Bytes>, maybe_applied: bool },
     /// No answer can be had.
     Failed { job: J, error: Error },
 }
@@ -108,6 +112,7 @@ impl<J: Clone> Dispatcher<J> {
             refreshed: false,
             not_before,
             token_used: None,
+            maybe_applied: false,
         };
         self.queue.push(slot);
     }
@@ -138,6 +143,11 @@ impl<J: Clone> Dispatcher<J> {
                 Ok(TokenPoll::Ready(token)) => token,
                 Ok(TokenPoll::Fetch(request)) => {
                     let mut request = *request;
+                    // The token request carries the client secret: never in cleartext off loopback.
+                    if let Err(e) = self.config.check_cleartext(request.uri()) {
+                        self.fail_all_queued(&e.into());
+                        return None;
+                    }
                     self.config.stamp(&mut request);
                     let id = self.next_id();
                     self.token_fetch = Some(id);
@@ -214,6 +224,7 @@ impl<J: Clone> Dispatcher<J> {
             return;
         }
         if is_retryable_status(status) && slot.sends <= self.config.retry.max_retries {
+            slot.maybe_applied |= status.is_server_error();
             let delay = self.retry_delay(response.headers(), slot.sends);
             self.events.push_back(Event::Retrying {
                 kind: slot.kind,
@@ -225,7 +236,8 @@ impl<J: Clone> Dispatcher<J> {
             self.queue.push(slot);
             return;
         }
-        self.completions.push_back(Completion::Answered { job: slot.job, response });
+        let maybe_applied = slot.maybe_applied;
+        self.completions.push_back(Completion::Answered { job: slot.job, response, maybe_applied });
     }
 
     pub(crate) fn handle_transport_error(&mut self, id: RequestId, error: TransportError, now: Instant) {
@@ -249,6 +261,7 @@ impl<J: Clone> Dispatcher<J> {
         }
         let Some(mut slot) = self.in_flight.remove(&id) else { return };
         if error.is_retryable() && slot.sends <= self.config.retry.max_retries {
+            slot.maybe_applied = true;
             let delay = self.config.retry.backoff(slot.sends, &mut self.jitter);
             self.events.push_back(Event::Retrying {
                 kind: slot.kind,
@@ -292,6 +305,7 @@ fn context_of(kind: RequestKind) -> &'static str {
         RequestKind::ListParts => "session_endpoints.list_parts",
         RequestKind::AbortSession => "session_endpoints.abort",
         RequestKind::GetSession => "session_endpoints.status",
+        RequestKind::GetFile | RequestKind::PreflightFileUpload => "the API base URL",
         _ => "the upload base URL",
     }
 }

@@ -57,6 +57,21 @@ pub enum Error {
     /// The caller cancelled the upload.
     #[error("the upload was cancelled")]
     Cancelled,
+    /// Whether the commit went through cannot be told: a commit got no answer (or a 5xx) and
+    /// then neither Box's next answer nor a look at the file settled it (the lookup failed, found
+    /// no file, or found one it could not check). Nothing is aborted: the session is left as it
+    /// is. Check `check` before committing or uploading again.
+    #[error("commit outcome unknown for upload session {session_id}: {reason}; check {check} before committing or uploading again")]
+    CommitOutcomeUnknown {
+        /// The session committed.
+        session_id: String,
+        /// The committed file's id, when an answer named one.
+        file_id: Option<String>,
+        /// What happened (the answers seen, what the lookup found).
+        reason: String,
+        /// What to look at in Box: the file or the folder and name, the SHA-1 and size expected.
+        check: String,
+    },
 }
 
 impl Error {
@@ -161,9 +176,17 @@ pub enum InputError {
     /// A checkpoint for another file or session.
     #[error("the checkpoint does not match: {0}")]
     CheckpointMismatch(String),
+    /// A `fields` entry that is not a Box field name (letters, digits, `_`, `.`, `-`).
+    #[error("{0:?} is not a Box field name")]
+    BadField(String),
     /// A list-parts page size over Box's 1000.
     #[error("limit {0} is over Box's maximum of 1000")]
     LimitTooLarge(u64),
+    /// Plain `http://` to a host that is not loopback, not allowed
+    /// ([`Config::with_insecure_http_allowed`](crate::Config::with_insecure_http_allowed)): the
+    /// token or the client secret would cross the network in cleartext.
+    #[error("refusing plain http to {0:?}: the token would travel in cleartext (use https, or allow insecure http explicitly)")]
+    InsecureHttp(String),
     /// The source's size is not the one the request declares.
     #[error("the source has {actual} bytes but the request declares {declared}")]
     SizeMismatch {
@@ -246,8 +269,13 @@ pub enum ProtocolError {
         detail: String,
     },
     /// The committed file is not the one uploaded.
-    #[error("the committed file does not match the upload: {0}")]
-    CommitMismatch(String),
+    #[error("the committed file {file_id} does not match the upload: {detail}")]
+    CommitMismatch {
+        /// The id of the file Box committed (or found at the upload's target).
+        file_id: String,
+        /// What differs.
+        detail: String,
+    },
 }
 
 /// A token could not be had or was refused.

@@ -29,6 +29,10 @@ pub enum RequestKind {
     ListParts,
     /// Commit a session.
     CommitSession,
+    /// Get a file (`GET /2.0/files/{id}` on the API host).
+    GetFile,
+    /// The preflight check of a new file (`OPTIONS /2.0/files/content` on the API host).
+    PreflightFileUpload,
 }
 
 impl fmt::Display for RequestKind {
@@ -42,6 +46,8 @@ impl fmt::Display for RequestKind {
             RequestKind::AbortSession => "abort upload session",
             RequestKind::ListParts => "list parts",
             RequestKind::CommitSession => "commit upload session",
+            RequestKind::GetFile => "get file",
+            RequestKind::PreflightFileUpload => "preflight file upload",
         })
     }
 }

@@ -217,3 +217,42 @@ pub struct ClientError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
+
+/// The answer to a preflight check that finds no conflict (Box's `UploadUrl`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadUrl {
+    /// Where a direct upload of the file would go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    /// A token for that upload, when Box gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_token: Option<String>,
+}
+
+/// A file that holds the name an upload wants (Box's `FileConflict`, in the `conflicts` of a
+/// 409 `item_name_in_use`): the mini file, its SHA-1 and its current version. Box's answers
+/// carry no size here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileConflict {
+    /// The file id.
+    #[serde(default)]
+    pub id: String,
+    /// `file` (a folder can hold the name too).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The entity tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Box's sequence id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_id: Option<String>,
+    /// The name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Hex SHA-1 of the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// The current version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_version: Option<FileVersion>,
+}

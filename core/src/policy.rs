@@ -9,6 +9,9 @@ use http::{Request, Uri};
 /// Box's upload base URL.
 pub const DEFAULT_UPLOAD_BASE: &str = "https://upload.box.com/api";
 
+/// Box's API base URL (files, folders, the preflight check), without the `/2.0`.
+pub const DEFAULT_API_BASE: &str = "https://api.box.com";
+
 /// The `User-Agent` this crate sends.
 pub const USER_AGENT_VALUE: &str = concat!("box-upload-core/", env!("CARGO_PKG_VERSION"));
 
@@ -17,8 +20,13 @@ pub const USER_AGENT_VALUE: &str = concat!("box-upload-core/", env!("CARGO_PKG_V
 pub struct Config {
     upload_base: String,
     base_uri: Uri,
+    api_base: String,
+    api_uri: Uri,
+    /// Whether the API base was set, rather than derived from the upload base.
+    api_base_set: bool,
     trusted_hosts: Vec<String>,
     trust_box_hosts: bool,
+    allow_insecure_http: bool,
     user_agent: HeaderValue,
     /// Retries, backoff and the commit budget.
     pub retry: RetryPolicy,
@@ -44,8 +52,15 @@ pub struct Config {
 pub struct ClientSettings {
     /// Sends requests here instead of [`DEFAULT_UPLOAD_BASE`]; its host is trusted with the token.
     pub upload_base: Option<String>,
+    /// Sends API-host requests (get a file, the preflight check) here instead of
+    /// [`DEFAULT_API_BASE`]; its host is trusted with the token. Unset, it follows the upload
+    /// base (see [`Config::with_upload_base`]).
+    pub api_base: Option<String>,
     /// Further hosts trusted with the token.
     pub trusted_hosts: Vec<String>,
+    /// Allows plain `http://` to hosts that are not loopback (see
+    /// [`Config::with_insecure_http_allowed`]); off by default.
+    pub allow_insecure_http: bool,
     /// A `User-Agent` instead of [`USER_AGENT_VALUE`].
     pub user_agent: Option<String>,
     /// Retries, backoff and the commit budget (default [`RetryPolicy::default`]).
@@ -63,9 +78,13 @@ impl ClientSettings {
         if self.parts_in_flight == Some(0) {
             return Err(InputError::ZeroParallelism);
         }
-        let mut config = Config::new();
+        // First: the bases below are checked against it.
+        let mut config = Config::new().with_insecure_http_allowed(self.allow_insecure_http);
         if let Some(base) = &self.upload_base {
             config = config.with_upload_base(base)?;
+        }
+        if let Some(base) = &self.api_base {
+            config = config.with_api_base(base)?;
         }
         for host in &self.trusted_hosts {
             config = config.with_trusted_host(host.clone());
@@ -99,8 +118,12 @@ impl Default for Config {
         Self {
             upload_base: DEFAULT_UPLOAD_BASE.to_owned(),
             base_uri: Uri::from_static(DEFAULT_UPLOAD_BASE),
+            api_base: DEFAULT_API_BASE.to_owned(),
+            api_uri: Uri::from_static(DEFAULT_API_BASE),
+            api_base_set: false,
             trusted_hosts: Vec::new(),
             trust_box_hosts: true,
+            allow_insecure_http: false,
             user_agent: HeaderValue::from_static(USER_AGENT_VALUE),
             retry: RetryPolicy::default(),
             max_response_bytes: 4 << 20,
@@ -118,14 +141,44 @@ impl Config {
 
     /// Sends uploads to `base` (e.g. an emulator's `http://127.0.0.1:PORT/api`); its host becomes
     /// trusted.
+    ///
+    /// Unless an API base is set ([`with_api_base`](Self::with_api_base), before or after), the
+    /// API base follows: an `https` upload base on a Box host (`box.com` or under it) keeps
+    /// [`DEFAULT_API_BASE`]; any other upload base gives its own origin (scheme, host and port:
+    /// `http://127.0.0.1:PORT` for the emulator's `http://127.0.0.1:PORT/api`), so a client
+    /// pointed at an emulator or a test server never sends a request to Box's real hosts.
+    ///
+    /// ```
+    /// use box_upload_core::Config;
+    /// let emulator = Config::new().with_upload_base("http://127.0.0.1:8787/api").unwrap();
+    /// assert_eq!(emulator.api_base(), "http://127.0.0.1:8787");
+    /// let boxed = Config::new().with_upload_base("https://upload.box.com/api").unwrap();
+    /// assert_eq!(boxed.api_base(), "https://api.box.com");
+    /// ```
     pub fn with_upload_base(mut self, base: &str) -> Result<Self, InputError> {
-        let trimmed = base.trim_end_matches('/');
-        let uri: Uri = trimmed.parse().map_err(|_| InputError::BadUrl(base.to_owned()))?;
-        if uri.host().is_none() || !matches!(uri.scheme_str(), Some("http" | "https")) || uri.query().is_some() {
-            return Err(InputError::BadUrl(base.to_owned()));
+        let (trimmed, uri) = parse_base(base)?;
+        self.check_cleartext(&uri)?;
+        if !self.api_base_set {
+            let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+            let boxed = uri.scheme_str() == Some("https") && (host == "box.com" || host.ends_with(".box.com"));
+            let api = if boxed { DEFAULT_API_BASE.to_owned() } else { origin(&uri) };
+            self.api_uri = api.parse().map_err(|_| InputError::BadUrl(base.to_owned()))?;
+            self.api_base = api;
         }
-        self.upload_base = trimmed.to_owned();
+        self.upload_base = trimmed;
         self.base_uri = uri;
+        Ok(self)
+    }
+
+    /// Sends API-host requests ([`GetFile`](crate::operations::GetFile),
+    /// [`PreflightFileUpload`](crate::operations::PreflightFileUpload)) to `base` (without the
+    /// `/2.0`, e.g. `https://api.box.com`); its host becomes trusted, like the upload base's.
+    pub fn with_api_base(mut self, base: &str) -> Result<Self, InputError> {
+        let (trimmed, uri) = parse_base(base)?;
+        self.check_cleartext(&uri)?;
+        self.api_base = trimmed;
+        self.api_uri = uri;
+        self.api_base_set = true;
         Ok(self)
     }
 
@@ -134,6 +187,36 @@ impl Config {
     pub fn with_trusted_host(mut self, host: impl Into<String>) -> Self {
         self.trusted_hosts.push(host.into().to_ascii_lowercase());
         self
+    }
+
+    /// Whether plain `http://` may go to hosts that are not loopback (default no). Off, an
+    /// `http://` upload or API base, token URL, `session_endpoints` URL or trusted host is
+    /// refused unless its host is loopback (`localhost`, `127.0.0.0/8`, `::1`), so the token and
+    /// the client secret never cross a network in cleartext. Set it before the bases
+    /// ([`ClientSettings::config`] does).
+    ///
+    /// ```
+    /// use box_upload_core::{Config, InputError};
+    /// assert!(Config::new().with_upload_base("http://127.0.0.1:8787/api").is_ok());
+    /// let refused = Config::new().with_upload_base("http://box.example/api");
+    /// assert!(matches!(refused, Err(InputError::InsecureHttp(_))));
+    /// let allowed = Config::new().with_insecure_http_allowed(true).with_upload_base("http://box.example/api");
+    /// assert!(allowed.is_ok());
+    /// ```
+    #[must_use]
+    pub fn with_insecure_http_allowed(mut self, allowed: bool) -> Self {
+        self.allow_insecure_http = allowed;
+        self
+    }
+
+    /// Refuses `uri` if it is plain `http://` to a host that is not loopback, unless
+    /// [`with_insecure_http_allowed`](Self::with_insecure_http_allowed).
+    pub fn check_cleartext(&self, uri: &Uri) -> Result<(), InputError> {
+        let cleartext = uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("http"));
+        if cleartext && !self.allow_insecure_http && !uri.host().is_some_and(is_loopback_host) {
+            return Err(InputError::InsecureHttp(uri.to_string()));
+        }
+        Ok(())
     }
 
     /// Whether `https` hosts under `box.com` are trusted (default yes).
@@ -155,28 +238,44 @@ impl Config {
         &self.upload_base
     }
 
+    /// The API base URL (files, folders, the preflight check), without a trailing slash.
+    #[must_use]
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
     /// `<base>/2.0/<path>`.
     pub(crate) fn api_url(&self, path: &str) -> String {
         format!("{}/2.0/{}", self.upload_base, path)
     }
 
-    /// Whether `uri` may receive the token: the upload base's host (same scheme), `https` hosts
-    /// under `box.com` unless turned off, and the allow-listed hosts.
+    /// `<API base>/2.0/<path>`.
+    pub(crate) fn api_host_url(&self, path: &str) -> String {
+        format!("{}/2.0/{}", self.api_base, path)
+    }
+
+    /// Whether `uri` may receive the token: the upload base's and the API base's hosts (same
+    /// scheme and port), `https` hosts under `box.com` on port 443 unless turned off, and the
+    /// allow-listed hosts; never plain `http://` to a host that is not loopback unless
+    /// [`with_insecure_http_allowed`](Self::with_insecure_http_allowed).
     pub fn check_trusted(&self, uri: &Uri, context: &'static str) -> Result<(), UntrustedHost> {
         let untrusted = || UntrustedHost { host: uri.host().map_or_else(|| uri.to_string(), str::to_owned), context };
         let host = uri.host().ok_or_else(untrusted)?.to_ascii_lowercase();
         let scheme = uri.scheme_str().ok_or_else(untrusted)?;
-        if !matches!(scheme, "http" | "https") {
+        if !matches!(scheme, "http" | "https") || self.check_cleartext(uri).is_err() {
             return Err(untrusted());
         }
-        let base_host = self.base_uri.host().map(str::to_ascii_lowercase);
-        if base_host.as_deref() == Some(host.as_str())
-            && self.base_uri.scheme_str() == Some(scheme)
-            && self.base_uri.port_u16() == uri.port_u16()
-        {
+        let same_origin = |base: &Uri| {
+            base.host().map(str::to_ascii_lowercase).as_deref() == Some(host.as_str())
+                && base.scheme_str() == Some(scheme)
+                && base.port_u16() == uri.port_u16()
+        };
+        if same_origin(&self.base_uri) || same_origin(&self.api_uri) {
             return Ok(());
         }
-        if self.trust_box_hosts && scheme == "https" && (host == "box.com" || host.ends_with(".box.com")) {
+        // Box's own hosts on Box's terms: https on port 443.
+        let box_port = uri.port_u16().is_none_or(|p| p == 443);
+        if self.trust_box_hosts && scheme == "https" && box_port && (host == "box.com" || host.ends_with(".box.com")) {
             return Ok(());
         }
         if self.trusted_hosts.contains(&host) {
@@ -205,5 +304,49 @@ impl Config {
     /// Adds the `User-Agent` header.
     pub fn stamp<B>(&self, request: &mut Request<B>) {
         request.headers_mut().insert(USER_AGENT, self.user_agent.clone());
+    }
+}
+
+/// Whether `host` (a URL's host: a name, an IPv4 address, or an IPv6 address with or without
+/// brackets) is this machine's loopback: `localhost` and names under it, `127.0.0.0/8`, `::1`.
+///
+/// ```
+/// use box_upload_core::is_loopback_host;
+/// assert!(is_loopback_host("localhost") && is_loopback_host("127.3.2.1") && is_loopback_host("[::1]"));
+/// assert!(!is_loopback_host("upload.box.com") && !is_loopback_host("10.0.0.1") && !is_loopback_host("localhost.example"));
+/// ```
+#[must_use]
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    })
+}
+
+/// A base URL without its trailing slashes, checked: absolute `http(s)`, with a host, no query.
+fn parse_base(base: &str) -> Result<(String, Uri), InputError> {
+    let trimmed = base.trim_end_matches('/');
+    let uri: Uri = trimmed.parse().map_err(|_| InputError::BadUrl(base.to_owned()))?;
+    if uri.host().is_none() || !matches!(uri.scheme_str(), Some("http" | "https")) || uri.query().is_some() {
+        return Err(InputError::BadUrl(base.to_owned()));
+    }
+    Ok((trimmed.to_owned(), uri))
+}
+
+/// `scheme://host[:port]` of an absolute URL.
+fn origin(uri: &Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("https");
+    match uri.authority() {
+        // The authority without any user info (`user@`), which a base URL should not carry.
+        Some(a) => {
+            let hostport = a.as_str().rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{hostport}")
+        }
+        None => format!("{scheme}://{}", uri.host().unwrap_or_default()),
     }
 }

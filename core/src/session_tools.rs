@@ -11,7 +11,7 @@ use crate::operations::{
     CommitUploadSession, ExtraHeaders, ListUploadSessionParts, Operation, SessionRef, MAX_LIST_LIMIT,
 };
 use crate::planner::MAX_PARTS;
-use crate::upload::{CommitNext, CommitRetries, ListOutcome, Lister};
+use crate::upload::{CommitNext, CommitRetries, Confirm, ConfirmNext, Expected, ListOutcome, Lister, UploadTarget};
 use crate::{Client, Config};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -203,7 +203,18 @@ machine_via_run!([] ListAllParts, UploadParts);
 /// like the big upload's. The waits are deadlines of [`poll_timeout`](crate::Machine::poll_timeout):
 /// the machine reads no clock.
 ///
-/// Made by [`Client::commit_and_wait`]. Its output is what Box's 201 carries.
+/// The committed file is checked as the big upload checks it: its `size` must be the sum of the
+/// parts' sizes and its `sha1` the commit's digest ([`ProtocolError::CommitMismatch`](crate::ProtocolError::CommitMismatch)
+/// otherwise), and a 201 without either is confirmed by getting the file it names
+/// (`GET /2.0/files/{id}` on the API host). A commit that went unanswered and whose resend Box
+/// refuses (404, 409 or 412) can only be looked into when the machine knows the session's file:
+/// give it with [`with_target`](Self::with_target). Without it (the CLI's `session commit`,
+/// which is given only the session) the run ends in
+/// [`Error::CommitOutcomeUnknown`] rather than in a success nothing confirmed.
+///
+/// Made by [`Client::commit_and_wait`]. Its output is what Box's 201 carries, or, when the file
+/// had to be looked up, the file as the lookup gives it
+/// ([`CONFIRM_FIELDS`](crate::CONFIRM_FIELDS)), in a `Files` of one entry.
 ///
 /// ```
 /// use box_upload_core::{bytes::Bytes, http, Client, Config, DeveloperToken, Event, Machine, Sha1Digest};
@@ -226,8 +237,9 @@ machine_via_run!([] ListAllParts, UploadParts);
 ///
 /// commit.handle_timeout(later);
 /// let t = commit.poll_transmit(later).expect("the commit, again");
-/// let done = http::Response::builder().status(201)
-///     .body(Bytes::from_static(br#"{"entries":[{"id":"12345","type":"file"}],"total_count":1}"#))?;
+/// let done = http::Response::builder().status(201).body(Bytes::from_static(
+///     br#"{"entries":[{"id":"12345","type":"file","size":0,"sha1":"0000000000000000000000000000000000000000"}],"total_count":1}"#,
+/// ))?;
 /// commit.handle_response(t.id, done, later);
 /// let files = commit.poll_output().expect("finished")?;
 /// assert_eq!(files.entries[0].id, "12345");
@@ -242,6 +254,23 @@ pub struct CommitAndWait {
 struct CommitSteps {
     op: CommitUploadSession,
     retries: CommitRetries,
+    confirm: Confirm,
+    /// A lookup of the confirmation is under way.
+    confirming: bool,
+}
+
+impl CommitSteps {
+    fn confirmed(&mut self, next: ConfirmNext, cx: &mut StepCx<'_>) -> Option<Result<Files, Error>> {
+        match next {
+            ConfirmNext::Send(kind, mut request) => {
+                self.op.headers.apply(&mut request);
+                self.confirming = true;
+                cx.submit(kind, request, None);
+                None
+            }
+            ConfirmNext::Done(result) => Some(result.map(|file| Files { entries: vec![file], total_count: Some(1) })),
+        }
+    }
 }
 
 impl Steps for CommitSteps {
@@ -258,8 +287,24 @@ impl Steps for CommitSteps {
     }
 
     fn answered(&mut self, response: Response<Bytes>, cx: &mut StepCx<'_>) -> Option<Result<Files, Error>> {
-        match self.retries.on_answer(response, cx.now, cx.dispatch, cx.events) {
-            Ok(CommitNext::Committed(files)) => Some(Ok(files)),
+        let config = cx.dispatch.config().clone();
+        if self.confirming {
+            let next = self.confirm.on_answer(response, &config);
+            return self.confirmed(next, cx);
+        }
+        match self.retries.on_answer(response, cx.maybe_applied, cx.now, cx.dispatch, cx.events) {
+            Ok(CommitNext::Committed(files)) => {
+                let total_count = files.total_count;
+                match self.confirm.committed(files, &config) {
+                    // Box's answer as it came, the file checked.
+                    ConfirmNext::Done(Ok(file)) => Some(Ok(Files { entries: vec![file], total_count })),
+                    next => self.confirmed(next, cx),
+                }
+            }
+            Ok(CommitNext::Unanswered(why)) => {
+                let next = self.confirm.unanswered(why, &config);
+                self.confirmed(next, cx)
+            }
             Ok(CommitNext::Again(at)) => {
                 let config = cx.dispatch.config().clone();
                 match self.op.request(&config) {
@@ -274,13 +319,47 @@ impl Steps for CommitSteps {
             Err(e) => Some(Err(e)),
         }
     }
+
+    fn failed(&mut self, error: Error, cx: &mut StepCx<'_>) -> Option<Result<Files, Error>> {
+        let config = cx.dispatch.config().clone();
+        if self.confirming {
+            let next = self.confirm.on_failure(&error);
+            return self.confirmed(next, cx);
+        }
+        match CommitRetries::unanswered(&error) {
+            Some(why) => {
+                let next = self.confirm.unanswered(why, &config);
+                self.confirmed(next, cx)
+            }
+            None => Some(Err(error)),
+        }
+    }
 }
 
 impl CommitAndWait {
     pub(crate) fn new(client: &Client, op: CommitUploadSession) -> Self {
-        let mut run = Run::new(client, CommitSteps { op, retries: CommitRetries::default() });
+        let expected = Expected {
+            session_id: session_id(&op.session),
+            sha1: op.digest,
+            // The committed file is its parts, end to end.
+            size: op.parts.iter().map(|p| p.size).fold(0u64, u64::saturating_add),
+            target: None,
+            if_match: op.if_match.clone(),
+        };
+        let steps =
+            CommitSteps { op, retries: CommitRetries::default(), confirm: Confirm::new(expected), confirming: false };
+        let mut run = Run::new(client, steps);
         run.start();
         Self { run }
+    }
+
+    /// The file the session was created for (a folder and name, or the file a version is for),
+    /// so that a commit whose answer was lost can be confirmed by looking at it (see the type's
+    /// docs). It is used whenever a confirmation starts, even after the first poll.
+    #[must_use]
+    pub fn with_target(mut self, target: UploadTarget) -> Self {
+        self.run.steps_mut().confirm.set_target(target);
+        self
     }
 
     /// The commit sent.
@@ -291,3 +370,17 @@ impl CommitAndWait {
 }
 
 machine_via_run!([] CommitAndWait, Files);
+
+/// The session's id, for messages: the id, or the path segment after `upload_sessions/` of a
+/// session URL (else the whole URL).
+fn session_id(session: &SessionRef) -> String {
+    match session {
+        SessionRef::Id(id) => id.clone(),
+        SessionRef::Url(url) => url
+            .split_once("upload_sessions/")
+            .and_then(|(_, rest)| rest.split(['/', '?']).next())
+            .filter(|id| !id.is_empty())
+            .unwrap_or(url)
+            .to_owned(),
+    }
+}

@@ -560,7 +560,10 @@ fn commit_answer_for_another_file_is_refused() {
         ),
     );
     let e = run.error();
-    assert!(matches!(e, Error::Protocol(ProtocolError::CommitMismatch(_))), "{e:?}");
+    match &e {
+        Error::Protocol(ProtocolError::CommitMismatch { file_id, .. }) => assert_eq!(file_id, "9"),
+        other => panic!("expected CommitMismatch, got {other:?}"),
+    }
 }
 
 // ---- server: malformed JSON at each step --------------------------------------------------------------

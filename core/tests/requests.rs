@@ -140,6 +140,18 @@ fn commit_upload_session_by_id_and_by_url() {
 }
 
 #[test]
+fn get_file_on_the_api_host() {
+    let op = GetFile::new("12345").unwrap().with_fields(["sha1", "size", "etag"]).unwrap();
+    insta::assert_snapshot!(first_request(op));
+    insta::assert_snapshot!("get_file_standard_fields", first_request(GetFile::new("12345").unwrap()));
+}
+
+#[test]
+fn preflight_file_upload_on_the_api_host() {
+    insta::assert_snapshot!(first_request(PreflightFileUpload::new("0", "video.mp4", 104_857_600).unwrap()));
+}
+
+#[test]
 fn extra_headers_are_sent() {
     let op = GetUploadSession::by_id(SESSION).with_header(
         box_upload_core::http::header::HeaderName::from_static("x-box-ua"),

@@ -6,7 +6,7 @@ mod support;
 
 use box_upload_core::bytes::Bytes;
 use box_upload_core::http::Response;
-use box_upload_core::models::{Files, UploadParts};
+use box_upload_core::models::{Files, UploadPart, UploadParts};
 use box_upload_core::operations::{CommitUploadSession, SessionRef, MAX_LIST_OFFSET};
 use box_upload_core::{
     Client, Config, DeveloperToken, Error, Event, InputError, ListAllParts, Machine, ProtocolError, RequestKind,
@@ -77,8 +77,12 @@ fn list(machine: ListAllParts, fake: &mut FakeBox) -> Run<UploadParts> {
     drive(&mut machine, fake, default_source(0), Order::Fifo)
 }
 
+/// A commit of three 8-byte parts (24 bytes) whose whole-file SHA-1 is `[7; 20]`.
 fn commit_op() -> CommitUploadSession {
-    CommitUploadSession::by_id("F971964745A5CD0C001BBE4E58196BFD", Vec::new(), Sha1Digest([7; 20]))
+    let parts = (0..3)
+        .map(|i| UploadPart { part_id: format!("{:08X}", 0x1000 + i), offset: i * 8, size: 8, sha1: None })
+        .collect();
+    CommitUploadSession::by_id("F971964745A5CD0C001BBE4E58196BFD", parts, Sha1Digest([7; 20]))
 }
 
 fn commit(fake: &mut FakeBox) -> Run<Files> {
@@ -95,7 +99,12 @@ fn not_ready(retry_after: Option<&str>) -> Response<Bytes> {
 }
 
 fn committed() -> Response<Bytes> {
-    json(201, serde_json::json!({"entries": [{"id": "12345", "type": "file", "size": 24}], "total_count": 1}))
+    // The file of `commit_op`: its size and SHA-1, as CommitAndWait checks them.
+    let sha1 = Sha1Digest([7; 20]).to_hex();
+    json(
+        201,
+        serde_json::json!({"entries": [{"id": "12345", "type": "file", "size": 24, "sha1": sha1}], "total_count": 1}),
+    )
 }
 
 fn commit_times(fake: &FakeBox) -> Vec<Duration> {

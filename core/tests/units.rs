@@ -248,6 +248,7 @@ fn client_settings_make_the_config_and_seeds_differ() {
     use box_upload_core::{random_jitter_seed, ClientSettings, InputError, RetryPolicy};
     let settings = ClientSettings {
         upload_base: Some("http://127.0.0.1:9/api/".into()),
+        api_base: None,
         trusted_hosts: vec!["proxy.example".into()],
         user_agent: Some("ua/1".into()),
         retry: Some(RetryPolicy { max_retries: 2, ..RetryPolicy::default() }),
@@ -256,6 +257,8 @@ fn client_settings_make_the_config_and_seeds_differ() {
     };
     let config = settings.config(42).unwrap();
     assert_eq!(config.upload_base(), "http://127.0.0.1:9/api");
+    // No API base given: the upload base's origin.
+    assert_eq!(config.api_base(), "http://127.0.0.1:9");
     assert_eq!(config.retry.max_retries, 2);
     assert_eq!(config.max_response_bytes, 1234);
     assert_eq!(config.jitter_seed, 42);

@@ -11,8 +11,8 @@ use box_upload_core::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use box_upload_core::http::{HeaderMap, Method, Response, StatusCode};
 use box_upload_core::models::{UploadPart, UploadSession};
 use box_upload_core::operations::{
-    CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession,
-    GetUploadSession, ListUploadSessionParts, Operation, UploadFilePart,
+    CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession, GetFile,
+    GetUploadSession, ListUploadSessionParts, Operation, PreflightCheck, PreflightFileUpload, UploadFilePart,
 };
 use box_upload_core::{
     api_error, retry_after, BigUpload, Client, Config, ContentRange, DeveloperToken, Error, Event, FileHasher, Machine,
@@ -376,7 +376,7 @@ pub fn check_answer(input: &AnswerInput) {
 
     // Every operation's parser.
     let data = PartData::new(Bytes::from_static(b"abc"));
-    let ops: [(RequestKind, Parser<'_>); 7] = [
+    let ops: [(RequestKind, Parser<'_>); 9] = [
         (
             RequestKind::CreateSession,
             Box::new(|r| verdict(CreateUploadSession::new("0", "f.bin", MIN_FILE_SIZE).unwrap().parse(r))),
@@ -402,6 +402,20 @@ pub fn check_answer(input: &AnswerInput) {
                 other => verdict(other),
             }),
         ),
+        (RequestKind::GetFile, Box::new(|r| verdict(GetFile::new("12345").unwrap().parse(r)))),
+        (
+            RequestKind::PreflightFileUpload,
+            Box::new(|r| match PreflightFileUpload::new("0", "f.bin", MIN_FILE_SIZE).unwrap().parse(r) {
+                Ok(PreflightCheck::NameInUse { conflicts }) => {
+                    // Only Box's 409 item_name_in_use names conflicts, and only objects with an id
+                    // string come out of them (a conflicts object or array alike).
+                    assert_eq!(status, StatusCode::CONFLICT);
+                    assert!(conflicts.len() <= input.body.len());
+                    Verdict::NameInUse
+                }
+                other => verdict(other),
+            }),
+        ),
     ];
     for (kind, parse) in &ops {
         match parse(input.response()) {
@@ -409,16 +423,19 @@ pub fn check_answer(input: &AnswerInput) {
                 let accepted_202 = *kind == RequestKind::CommitSession && status == StatusCode::ACCEPTED;
                 assert!(status.is_success() || accepted_202, "{kind}: {status} accepted");
             }
+            Verdict::NameInUse => assert_eq!(*kind, RequestKind::PreflightFileUpload),
             Verdict::Refused(err) => check_refusal(*kind, status, &err),
         }
     }
 
     // One operation run as a machine: retries end, the output comes once.
     let client = Client::new(fast_config(), DeveloperToken::new("tok"));
-    match input.op % 4 {
+    match input.op % 6 {
         0 => run_call(&client, GetUploadSession::by_id("S1"), input),
         1 => run_call(&client, CommitUploadSession::by_id("S1", Vec::new(), Sha1Digest([0; 20])), input),
         2 => run_call(&client, DeleteUploadSession::by_id("S1"), input),
+        3 => run_call(&client, GetFile::new("12345").unwrap(), input),
+        4 => run_call(&client, PreflightFileUpload::new("0", "f.bin", MIN_FILE_SIZE).unwrap(), input),
         _ => run_call(&client, ListUploadSessionParts::by_id("S1").with_offset(3), input),
     }
 }
@@ -427,6 +444,8 @@ type Parser<'a> = Box<dyn Fn(Response<Bytes>) -> Verdict + 'a>;
 
 enum Verdict {
     Accepted,
+    /// A preflight check's 409 `item_name_in_use`, read as the files holding the name.
+    NameInUse,
     Refused(Error),
 }
 
@@ -641,6 +660,12 @@ struct Sim {
     /// Every part a 2xx answer claimed Box holds: (offset, size, sha1 hex lower-case).
     confirmed: HashSet<(u64, u64, String)>,
     commit_ok_sent: bool,
+    /// The simulated Box applied a commit whose answer was then lost.
+    commit_applied: bool,
+    /// A 2xx answer to a lookup of the file (`GET /2.0/files/{id}`) was given.
+    lookup_ok_sent: bool,
+    /// Lookups sent (get file, preflight check).
+    lookups: u32,
     uploads_per_offset: HashMap<u64, u32>,
     creates: u32,
     aborts: u32,
@@ -731,6 +756,9 @@ pub fn big_upload<C: Choices>(choices: C) -> Outcome {
         stored,
         confirmed: HashSet::new(),
         commit_ok_sent: false,
+        commit_applied: false,
+        lookup_ok_sent: false,
+        lookups: 0,
         uploads_per_offset: HashMap::new(),
         creates: 0,
         aborts: 0,
@@ -842,6 +870,14 @@ impl Sim {
                 part = Some((range.offset(), range.size(), handed.sha1().to_hex()));
             }
             RequestKind::CommitSession => self.check_commit(&t),
+            RequestKind::GetFile | RequestKind::PreflightFileUpload => {
+                self.lookups += 1;
+                // Only a commit is confirmed by a lookup; a preflight check and a get file, each
+                // retried at most five times.
+                assert!(self.commits > 0, "{:?} before any commit", t.kind);
+                assert!(self.lookups <= 12, "{} lookups", self.lookups);
+                assert_eq!(uri.host(), Some("api.box.com"), "a lookup sent to {uri}");
+            }
             RequestKind::AbortSession => {
                 self.aborts += 1;
                 assert_eq!(t.request.method(), Method::DELETE);
@@ -890,20 +926,22 @@ impl Sim {
     fn check_output(&mut self, output: Result<box_upload_core::models::FileFull, Error>) -> Option<String> {
         match &output {
             Ok(file) => {
-                assert!(self.commit_ok_sent, "success without a 201 commit");
+                assert!(self.commit_ok_sent || self.lookup_ok_sent, "success without a 201 commit or a lookup");
                 assert!(!self.bad_read && self.cancelled.is_none());
-                // Box's FileFull requires only id and type; what it does say must be our file.
+                // A success is confirmed: the file's size and sha1 are ours, never missing.
                 assert!(!file.id.is_empty());
-                assert!(file.size.is_none_or(|size| size == self.file_size), "{file:?}");
+                assert_eq!(file.size, Some(self.file_size), "{file:?}");
                 let ours = self.commit_digest.as_deref().expect("a commit was checked");
-                assert!(file.sha1.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(ours)), "{file:?}");
+                assert!(file.sha1.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(ours)), "{file:?}");
             }
             Err(e) => {
                 let _ = e.to_string();
                 let kept = self.cancelled == Some(true);
                 // A 2xx commit answer means Box committed (and closed) the session, even when the
-                // answer does not describe our file: nothing is left to abort.
-                let gone = self.commit_ok_sent || matches!(e, Error::SessionGone { .. });
+                // answer does not describe our file: nothing is left to abort. Nor after a commit
+                // that may have been applied (its outcome looked into, or unknown).
+                let looked_into = self.lookups > 0 || matches!(e, Error::CommitOutcomeUnknown { .. });
+                let gone = self.commit_ok_sent || looked_into || matches!(e, Error::SessionGone { .. });
                 if self.session_created && !kept && !gone {
                     assert!(self.aborts >= 1, "failed ({e}) without aborting the session");
                 }
@@ -989,6 +1027,8 @@ impl Sim {
                     .collect();
                 self.list_page(&entries, self.stored.len() as u64, offset, limit)
             }
+            // A commit already applied (its answer lost): the session is gone.
+            RequestKind::CommitSession if self.commit_applied => box_error(404, "not_found"),
             RequestKind::CommitSession => {
                 let sha1 = header(t.request.headers(), "digest")
                     .and_then(|d| Sha1Digest::parse_header(&d).ok())
@@ -1003,8 +1043,35 @@ impl Sim {
                 )
             }
             RequestKind::AbortSession => raw_response(204, Vec::new()),
+            RequestKind::GetFile if self.commit_applied && t.request.uri().path().ends_with("/files/9") => {
+                json_response(200, &self.committed_file())
+            }
+            RequestKind::GetFile => box_error(404, "not_found"),
+            RequestKind::PreflightFileUpload if self.commit_applied => {
+                // Box gives the conflicts as one object or as an array.
+                let mut conflict = self.committed_file();
+                if let Some(file) = conflict.as_object_mut() {
+                    file.remove("size");
+                }
+                let conflicts = if self.lookups.is_multiple_of(2) { conflict } else { serde_json::json!([conflict]) };
+                json_response(
+                    409,
+                    &serde_json::json!({"type": "error", "status": 409, "code": "item_name_in_use",
+                        "context_info": {"conflicts": conflicts}}),
+                )
+            }
+            RequestKind::PreflightFileUpload => {
+                json_response(200, &serde_json::json!({"upload_url": "https://upload.box.com/api/2.0/files/content"}))
+            }
             _ => raw_response(200, b"{}".to_vec()),
         }
+    }
+
+    /// The file a commit applied made: id 9, the whole file's size and SHA-1.
+    fn committed_file(&self) -> serde_json::Value {
+        let sha1 = self.commit_digest.clone().unwrap_or_default();
+        serde_json::json!({"id": "9", "type": "file", "name": "f.bin", "size": self.file_size, "sha1": sha1,
+            "etag": "1", "file_version": {"type": "file_version", "id": "2", "sha1": sha1}})
     }
 
     fn echo(&mut self, offset: u64, size: u64, sha1: &str) -> Response<Bytes> {
@@ -1238,6 +1305,7 @@ impl Sim {
                 }
             }
             RequestKind::CommitSession if response.status() != StatusCode::ACCEPTED => self.commit_ok_sent = true,
+            RequestKind::GetFile => self.lookup_ok_sent = true,
             // Box made a session the machine can name: any failure from here on must abort it.
             RequestKind::CreateSession
                 if serde_json::from_slice::<UploadSession>(response.body()).is_ok_and(|s| s.id == SESSION_ID) =>
@@ -1292,6 +1360,10 @@ impl Sim {
                     TransportErrorKind::Redirect,
                     TransportErrorKind::Other,
                 ]);
+                if held.t.kind == RequestKind::CommitSession && d.u8().is_multiple_of(2) {
+                    // Box applied the commit (it was checked) and the answer was lost.
+                    self.commit_applied = true;
+                }
                 self.answered.push(held.t.id);
                 self.m.handle_transport_error(held.t.id, TransportError::new(kind, "fuzz"), self.now);
             }

@@ -326,16 +326,16 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
     }
 }
 
-/// Box's `fields=a,b`: only those fields of a file, plus `type`, `id` and `etag` (always
-/// answered). Fields the emulator does not know are left out. No `fields`: the whole object.
+/// Box's `fields=a,b`: those fields of a file, plus the mini file's (`type`, `id`, `etag`,
+/// `sequence_id`, `name`, `sha1`, `file_version`), which Box always answers. Fields the emulator
+/// does not know are left out. No `fields`: the whole object.
 fn select_fields(full: Value, fields: Option<&str>) -> Value {
+    const MINI: [&str; 7] = ["type", "id", "etag", "sequence_id", "name", "sha1", "file_version"];
     let Some(fields) = fields.filter(|f| !f.trim().is_empty()) else { return full };
     let Value::Object(all) = full else { return full };
     let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
-    let out: serde_json::Map<String, Value> = all
-        .into_iter()
-        .filter(|(k, _)| matches!(k.as_str(), "type" | "id" | "etag") || wanted.contains(&k.as_str()))
-        .collect();
+    let out: serde_json::Map<String, Value> =
+        all.into_iter().filter(|(k, _)| MINI.contains(&k.as_str()) || wanted.contains(&k.as_str())).collect();
     Value::Object(out)
 }
 

@@ -376,6 +376,8 @@ impl Model {
 }
 
 /// The 409 for a name taken by `existing`, with `context_info.conflicts` in the given shape.
+/// Each conflict is Box's `FileConflict`: the mini file (`type`, `id`, `etag`, `sequence_id`,
+/// `name`, `sha1`, `file_version`) and no size.
 fn conflict_error(existing: &FileInfo, shape: ConflictsShape) -> ApiError {
     let conflict = json!({
         "type": "file",
@@ -385,7 +387,6 @@ fn conflict_error(existing: &FileInfo, shape: ConflictsShape) -> ApiError {
         "etag": existing.etag,
         "sha1": existing.sha1,
         "name": existing.name,
-        "size": existing.size,
     });
     let conflicts = match shape {
         ConflictsShape::Object => conflict,

@@ -1,13 +1,17 @@
-//! Box's chunked-upload operations, one module each. An operation builds an `http::Request` (without
-//! `Authorization`, which [`Config::authorize`](crate::Config::authorize) adds) and parses the
-//! answer into its typed result or an [`Error`].
+//! Box's chunked-upload operations, one module each, and the two API-host operations an upload
+//! needs to confirm a commit whose answer was lost ([`GetFile`], [`PreflightFileUpload`]). An
+//! operation builds an `http::Request` (without `Authorization`, which
+//! [`Config::authorize`](crate::Config::authorize) adds) and parses the answer into its typed
+//! result or an [`Error`].
 
 mod abort_session;
 mod commit_session;
 mod create_session;
 mod create_session_for_file;
+mod get_file;
 mod get_session;
 mod list_parts;
+mod preflight_file_upload;
 mod upload_part;
 
 pub use abort_session::DeleteUploadSession;
@@ -15,8 +19,10 @@ pub(crate) use commit_session::parse_commit;
 pub use commit_session::{CommitResponse, CommitUploadSession};
 pub use create_session::CreateUploadSession;
 pub use create_session_for_file::CreateUploadSessionForFile;
+pub use get_file::GetFile;
 pub use get_session::GetUploadSession;
 pub use list_parts::{ListUploadSessionParts, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
+pub use preflight_file_upload::{PreflightCheck, PreflightFileUpload};
 pub use upload_part::UploadFilePart;
 
 use crate::error::{Error, InputError};

@@ -1,15 +1,17 @@
 //! The commit: sending it with every part and the whole-file digest, what its answers mean (202
-//! waited out within `commit_timeout`, a transient `parts_mismatch` retried a few times), and the
-//! check that the committed file is the one uploaded.
+//! waited out within `commit_timeout`, a transient `parts_mismatch` retried a few times, a
+//! refusal after an unanswered commit looked into), and the check that the committed file is the
+//! one uploaded (in `confirm`).
 //!
 //! [`CommitRetries`] is the one commit policy: the big upload and
 //! [`CommitAndWait`](crate::CommitAndWait) both answer Box through it.
 
-use super::{sha1_matches, BigUpload, Endpoint, Job};
+use super::confirm::{Confirm, ConfirmNext, Expected};
+use super::{BigUpload, Endpoint, Job};
 use crate::dispatch::Dispatcher;
-use crate::error::{Error, ProtocolError};
+use crate::error::Error;
 use crate::machine::{Event, RequestKind};
-use crate::models::{FileFull, Files};
+use crate::models::Files;
 use crate::operations::{parse_commit, CommitResponse, CommitUploadSession};
 use bytes::Bytes;
 use http::Response;
@@ -25,6 +27,8 @@ pub(crate) struct CommitRetries {
     started: Option<Instant>,
     commits: u32,
     mismatch_retries: u32,
+    /// A commit went unanswered (transport failure or 5xx), so Box may have applied it.
+    maybe_applied: bool,
 }
 
 /// What to do after a commit's final answer.
@@ -34,7 +38,15 @@ pub(crate) enum CommitNext {
     Committed(Files),
     /// Send the commit again, not before this instant.
     Again(Instant),
+    /// Box refused a commit after an earlier one went unanswered: the earlier one may have been
+    /// applied (the session is then gone, the name taken, the etag moved on). Look at the file;
+    /// the text says what was seen.
+    Unanswered(String),
 }
+
+/// Statuses that a commit sent again after an applied one can get: 404 (the session is gone),
+/// 409 (the name is taken, by our own file) and 412 (`If-Match`: the etag moved on).
+const AFTER_APPLIED: [u16; 3] = [404, 409, 412];
 
 impl CommitRetries {
     /// Starts the `commit_timeout` clock at `now`, if no commit started it yet.
@@ -48,16 +60,20 @@ impl CommitRetries {
     }
 
     /// Box's final answer (retries of 429 and 5xx already done by the dispatcher) to the
-    /// commit, at `now`: the files, when to commit again (an event says why), or the error that
+    /// commit, at `now`: the files, when to commit again (an event says why), a refusal to look
+    /// into (`maybe_applied`: an earlier send of this commit went unanswered), or the error that
     /// ends the run.
     pub(crate) fn on_answer<J: Clone>(
         &mut self,
         response: Response<Bytes>,
+        maybe_applied: bool,
         now: Instant,
         dispatch: &mut Dispatcher<J>,
         events: &mut VecDeque<Event>,
     ) -> Result<CommitNext, Error> {
+        self.maybe_applied |= maybe_applied;
         let headers = response.headers().clone();
+        let status = response.status().as_u16();
         match parse_commit(response) {
             Ok(CommitResponse::Committed(files)) => Ok(CommitNext::Committed(files)),
             Ok(CommitResponse::NotReady { retry_after }) => {
@@ -89,7 +105,21 @@ impl CommitRetries {
                 });
                 Ok(CommitNext::Again(now + delay))
             }
+            Err(e) if self.maybe_applied && AFTER_APPLIED.contains(&status) => Ok(CommitNext::Unanswered(format!(
+                "a commit went unanswered (connection lost or 5xx), then Box answered the commit sent again: {e}"
+            ))),
             Err(e) => Err(e),
+        }
+    }
+
+    /// A commit that failed without a final answer ([`Error::Transport`] after the retries): it
+    /// may have been applied, so the file is looked at (the text says what was seen).
+    pub(crate) fn unanswered(error: &Error) -> Option<String> {
+        match error {
+            Error::Transport { kind: RequestKind::CommitSession, .. } => {
+                Some(format!("the commit got no answer ({error})"))
+            }
+            _ => None,
         }
     }
 }
@@ -110,38 +140,74 @@ impl BigUpload {
         self.submit(Job::Commit, &op, not_before);
     }
 
-    pub(super) fn on_commit_answer(&mut self, response: Response<Bytes>, now: Instant) {
-        match self.commit_retries.on_answer(response, now, &mut self.dispatch, &mut self.events) {
+    pub(super) fn on_commit_answer(&mut self, response: Response<Bytes>, maybe_applied: bool, now: Instant) {
+        let next = self.commit_retries.on_answer(response, maybe_applied, now, &mut self.dispatch, &mut self.events);
+        let config = self.dispatch.config().clone();
+        match next {
             Ok(CommitNext::Committed(files)) => {
-                let result = self.check_committed(files.entries.into_iter().next());
-                self.finish(result);
+                let next = self.confirm().committed(files, &config);
+                self.on_confirm(next);
             }
             Ok(CommitNext::Again(at)) => self.commit(now, Some(at)),
+            Ok(CommitNext::Unanswered(why)) => {
+                let next = self.confirm().unanswered(why, &config);
+                self.on_confirm(next);
+            }
             Err(e) => self.fail(e),
         }
     }
 
-    fn check_committed(&self, file: Option<FileFull>) -> Result<FileFull, Error> {
-        let file = file.ok_or(ProtocolError::MissingField { kind: RequestKind::CommitSession, field: "entries[0]" })?;
-        if file.id.is_empty() {
-            return Err(ProtocolError::MissingField { kind: RequestKind::CommitSession, field: "entries[0].id" }.into());
-        }
-        if let Some(size) = file.size {
-            if size != self.settings.file_size {
-                return Err(ProtocolError::CommitMismatch(format!(
-                    "Box reports {size} bytes, we uploaded {}",
-                    self.settings.file_size
-                ))
-                .into());
+    /// The commit failed without a final answer: a transport failure is looked into, since
+    /// Box may have applied it.
+    pub(super) fn on_commit_failure(&mut self, error: Error) {
+        match CommitRetries::unanswered(&error) {
+            Some(why) => {
+                let config = self.dispatch.config().clone();
+                let next = self.confirm().unanswered(why, &config);
+                self.on_confirm(next);
             }
+            None => self.fail(error),
         }
-        if let (Some(sha1), Some(ours)) = (file.sha1.as_deref(), self.digest) {
-            if !sha1_matches(Some(sha1), ours) {
-                return Err(
-                    ProtocolError::CommitMismatch(format!("Box reports sha1 {sha1}, we uploaded {ours}")).into()
-                );
+    }
+
+    pub(super) fn on_confirm_answer(&mut self, response: Response<Bytes>) {
+        let config = self.dispatch.config().clone();
+        let next = match self.confirm.as_mut() {
+            Some(confirm) => confirm.on_answer(response, &config),
+            None => return,
+        };
+        self.on_confirm(next);
+    }
+
+    pub(super) fn on_confirm_failure(&mut self, error: &Error) {
+        let next = match self.confirm.as_mut() {
+            Some(confirm) => confirm.on_failure(error),
+            None => return,
+        };
+        self.on_confirm(next);
+    }
+
+    /// The confirmation of this upload's commit (made on first use).
+    fn confirm(&mut self) -> &mut Confirm {
+        let expected = Expected {
+            session_id: self.session.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+            sha1: self.digest.unwrap_or(crate::digest::Sha1Digest([0; 20])),
+            size: self.settings.file_size,
+            target: Some(self.settings.target.clone()),
+            if_match: self.settings.if_match.clone(),
+        };
+        self.confirm.get_or_insert_with(|| Confirm::new(expected))
+    }
+
+    fn on_confirm(&mut self, next: ConfirmNext) {
+        match next {
+            ConfirmNext::Send(kind, mut request) => {
+                self.add_headers(&mut request);
+                self.dispatch.submit(Job::Confirm, kind, request, None);
             }
+            // Not `fail`: after a commit there is nothing to abort (the session is committed or
+            // gone, or whether it is cannot be told and it is left for the caller to check).
+            ConfirmNext::Done(result) => self.finish(result),
         }
-        Ok(file)
     }
 }

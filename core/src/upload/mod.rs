@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod commit;
+mod confirm;
 mod create;
 mod fingerprint;
 mod listing;
@@ -20,10 +21,12 @@ mod request;
 mod resume;
 
 pub use checkpoint::{Checkpoint, ResumeFrom, UploadTarget, CHECKPOINT_VERSION};
+pub use confirm::CONFIRM_FIELDS;
 pub use fingerprint::{FileFingerprint, FingerprintError};
 pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
 pub(crate) use commit::{CommitNext, CommitRetries};
+pub(crate) use confirm::{Confirm, ConfirmNext, Expected};
 pub(crate) use listing::{ListOutcome, Lister};
 
 use crate::digest::{FileHasher, Sha1Digest};
@@ -48,6 +51,8 @@ enum Job {
     Part(usize),
     List,
     Commit,
+    /// A lookup confirming the commit (get file, preflight check).
+    Confirm,
     Abort,
 }
 
@@ -156,6 +161,7 @@ pub struct BigUpload {
     lister: Option<(Lister, ListPurpose)>,
     relist: bool,
     commit_retries: CommitRetries,
+    confirm: Option<Confirm>,
     progress: Progress,
     error: Option<Error>,
     output: Option<Result<FileFull, Error>>,
@@ -184,6 +190,7 @@ impl BigUpload {
             lister: None,
             relist: false,
             commit_retries: CommitRetries::default(),
+            confirm: None,
             progress,
             error: None,
             output: None,
@@ -362,17 +369,21 @@ impl BigUpload {
                     self.events.push_back(Event::Aborted { confirmed: false });
                     self.finish_with_error();
                 }
-                Completion::Answered { job: Job::Abort, response } => {
+                Completion::Answered { job: Job::Abort, response, .. } => {
                     self.events.push_back(Event::Aborted { confirmed: response.status().is_success() });
                     self.finish_with_error();
                 }
+                Completion::Failed { job: Job::Commit, error } if !self.is_over() => self.on_commit_failure(error),
+                Completion::Failed { job: Job::Confirm, error } if !self.is_over() => self.on_confirm_failure(&error),
                 Completion::Failed { error, .. } => self.fail(error),
-                Completion::Answered { job, response } => self.on_answer(job, response, now),
+                Completion::Answered { job, response, maybe_applied } => {
+                    self.on_answer(job, response, maybe_applied, now);
+                }
             }
         }
     }
 
-    fn on_answer(&mut self, job: Job, response: Response<Bytes>, now: Instant) {
+    fn on_answer(&mut self, job: Job, response: Response<Bytes>, maybe_applied: bool, now: Instant) {
         if self.is_over() {
             return;
         }
@@ -381,7 +392,8 @@ impl BigUpload {
             Job::GetSession => self.on_session_answer(response),
             Job::Part(index) => self.on_part_answer(index, response, now),
             Job::List => self.on_list_answer(response, now),
-            Job::Commit => self.on_commit_answer(response, now),
+            Job::Commit => self.on_commit_answer(response, maybe_applied, now),
+            Job::Confirm => self.on_confirm_answer(response),
             Job::Abort => {}
         }
     }

@@ -65,6 +65,11 @@ pub struct FakeBox {
     pub hooks: Vec<Hook>,
     pub tokens_issued: u32,
     pub valid_token: String,
+    /// The file the last commit made (Box's File JSON), served by get file and the preflight
+    /// check.
+    pub file: Option<serde_json::Value>,
+    /// The preflight check's `context_info.conflicts` as an array (else one object).
+    pub conflicts_array: bool,
 }
 
 impl FakeBox {
@@ -82,6 +87,8 @@ impl FakeBox {
             hooks: Vec::new(),
             tokens_issued: 0,
             valid_token: "tok".into(),
+            file: None,
+            conflicts_array: false,
         }
     }
 
@@ -129,6 +136,26 @@ impl FakeBox {
                 self.session_exists = true;
                 json(201, self.session_json())
             }
+            (Method::GET, RequestKind::GetFile) => match &self.file {
+                Some(file) if path.ends_with(&format!("/2.0/files/{}", file["id"].as_str().unwrap_or_default())) => {
+                    json(200, file.clone())
+                }
+                _ => error(404, "not_found", "no file"),
+            },
+            (Method::OPTIONS, RequestKind::PreflightFileUpload) => match &self.file {
+                Some(file) if file["name"] == seen.json()["name"] => {
+                    // Box's FileConflict: the mini file, no size.
+                    let mut conflict = file.clone();
+                    conflict.as_object_mut().unwrap().remove("size");
+                    let conflicts = if self.conflicts_array { serde_json::json!([conflict]) } else { conflict };
+                    json(
+                        409,
+                        serde_json::json!({"type": "error", "status": 409, "code": "item_name_in_use",
+                            "message": "Item with the same name already exists", "context_info": {"conflicts": conflicts}}),
+                    )
+                }
+                _ => json(200, serde_json::json!({"upload_url": "https://upload.box.com/api/2.0/files/content"})),
+            },
             _ if !self.session_exists || !path.contains(&self.session_id) => error(404, "not_found", "no session"),
             (Method::GET, RequestKind::GetSession) => json(200, self.session_json()),
             (Method::PUT, RequestKind::UploadPart) => {
@@ -187,11 +214,10 @@ impl FakeBox {
                 let size = whole.len();
                 self.committed = Some(whole);
                 self.session_exists = false;
-                json(
-                    201,
-                    serde_json::json!({"entries": [{"id": "12345", "type": "file", "etag": "1", "name": "f.bin", "size": size, "sha1": sha,
-                    "file_version": {"type": "file_version", "id": "999", "sha1": sha}, "parent": {"type": "folder", "id": "0"}}], "total_count": 1}),
-                )
+                let file = serde_json::json!({"id": "12345", "type": "file", "etag": "1", "name": "f.bin", "size": size, "sha1": sha,
+                    "file_version": {"type": "file_version", "id": "999", "sha1": sha}, "parent": {"type": "folder", "id": "0"}});
+                self.file = Some(file.clone());
+                json(201, serde_json::json!({"entries": [file], "total_count": 1}))
             }
             (Method::DELETE, RequestKind::AbortSession) => {
                 self.aborted = true;

@@ -29,7 +29,8 @@ pub trait Wire {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Settings {
-    /// The core's settings (upload base, trusted hosts, retries, bounds, parts in flight).
+    /// The core's settings (upload and API bases, trusted hosts, retries, bounds, parts in
+    /// flight).
     pub core: ClientSettings,
     /// The token source (required).
     pub token: Option<SharedTokenSource>,
@@ -129,6 +130,16 @@ impl<W: Wire> ClientBuilder<W> {
     /// `http://127.0.0.1:PORT/api`). Its host is trusted with the token.
     pub fn upload_base(mut self, url: impl Into<String>) -> Self {
         self.settings.core.upload_base = Some(url.into());
+        self
+    }
+
+    /// Sends API-host requests (get a file, the preflight check: how a commit whose answer was
+    /// lost is confirmed) to `url` instead of `https://api.box.com`. Its host is trusted with the
+    /// token. Unset, it follows [`upload_base`](Self::upload_base): an upload base that is not a
+    /// Box host gives its own origin (`http://127.0.0.1:PORT` for an emulator's
+    /// `http://127.0.0.1:PORT/api`), so no request goes to Box's real hosts.
+    pub fn api_base(mut self, url: impl Into<String>) -> Self {
+        self.settings.core.api_base = Some(url.into());
         self
     }
 

@@ -118,7 +118,7 @@ macro_rules! client {
     };
 }
 
-/// The methods of a transport's `Client`, written once: the thirteen operations, the big
+/// The methods of a transport's `Client`, written once: the fifteen operations, the big
 /// upload and the resume, and the generic `run` / `drive` entry points. Expanded inside
 /// `impl Client { ... }` as `client_surface!({} {})` for a blocking client or
 /// `client_surface!({async} {.await})` for an async one.
@@ -196,7 +196,7 @@ macro_rules! client_surface {
             self.drive(&mut call) $($await)*
         }
 
-        // ---- the 13 operations -------------------------------------------------------------
+        // ---- the 15 operations -------------------------------------------------------------
 
         /// `POST /files/upload_sessions`: a session for a new file.
         pub $($async)* fn create_upload_session(
@@ -327,6 +327,30 @@ macro_rules! client_surface {
         ) -> Result<$crate::core::operations::CommitResponse, $crate::Error> {
             let op = $crate::core::operations::CommitUploadSession::by_url(url, parts, digest);
             self.run(op.with_conditions(if_match, if_none_match)) $($await)*
+        }
+
+        /// `GET /2.0/files/{id}` on the API host: the file's standard fields, or the mini file
+        /// and `fields` when some are named.
+        pub $($async)* fn get_file(
+            &self,
+            file_id: impl Into<String>,
+            fields: &[&str],
+        ) -> Result<$crate::core::models::FileFull, $crate::Error> {
+            let op = $crate::core::operations::GetFile::new(file_id)?.with_fields(fields.iter().copied())?;
+            self.run(op) $($await)*
+        }
+
+        /// `OPTIONS /2.0/files/content` on the API host: whether a new file `file_name` of
+        /// `size` bytes would be accepted in `folder_id`; a name in use comes back as
+        /// [`PreflightCheck::NameInUse`]($crate::core::operations::PreflightCheck::NameInUse)
+        /// with the file holding it.
+        pub $($async)* fn preflight_file_upload(
+            &self,
+            folder_id: impl Into<String>,
+            file_name: impl Into<String>,
+            size: u64,
+        ) -> Result<$crate::core::operations::PreflightCheck, $crate::Error> {
+            self.run($crate::core::operations::PreflightFileUpload::new(folder_id, file_name, size)?) $($await)*
         }
 
         // ---- the big upload ----------------------------------------------------------------

@@ -14,7 +14,8 @@
 //! - [`Client::upload`] / [`Client::upload_with`]: the whole big upload from a [`Source`]
 //!   (a file, a stream, or bytes), with progress, an atomic checkpoint file and cancellation
 //!   ([`UploadOptions`]); [`Client::resume`] continues from a checkpoint.
-//! - The thirteen single operations (`create_upload_session`, `upload_file_part_by_id`, ...), and
+//! - The single operations (`create_upload_session`, `upload_file_part_by_id`, ..., and
+//!   `get_file`, `preflight_file_upload` on the API host), and
 //!   [`Client::run`] for any [`Operation`](box_upload_core::operations::Operation).
 //!
 //! Memory stays under about `(parts_in_flight + 1) × part_size` whatever the file size: the core
