@@ -14,6 +14,8 @@
 //!   that cannot be written, a checkpoint in use, resume refused for another file.
 //! - [`file_changes`]: a file that grows, whose mtime changes, or that is rewritten in place with
 //!   its mtime restored, during the upload (also after its last read, before the commit).
+//! - [`commit_confirm`]: a commit whose answer is lost, confirmed from the file on the API host
+//!   (or reported as of unknown outcome); `get_file` and `preflight_file_upload`.
 //! - [`events`]: the event and progress callbacks.
 //! - [`transport`]: timeouts, refused connections, redirects, bounded answers, the builder, logs.
 //! - [`replay`]: every recorded fixture replayed through the transport.
@@ -22,6 +24,7 @@
 mod harness;
 
 mod cancel;
+mod commit_confirm;
 mod events;
 mod faults;
 #[cfg(unix)]
