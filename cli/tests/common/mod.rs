@@ -33,6 +33,7 @@ pub fn bare() -> Command {
         "BOX_SUBJECT_ID",
         "BOX_TOKEN_URL",
         "BOX_UPLOAD_URL",
+        "BOX_API_URL",
     ] {
         cmd.env_remove(var);
     }
