@@ -139,6 +139,21 @@ struct Settings {
 
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
 /// file. Made by [`Client::big_upload`] or [`Client::resume`].
+///
+/// The output is a confirmed file: its `size` and `sha1` are the upload's. A commit's 201 that
+/// lacks either is confirmed by getting the file it names; a commit that got no answer (a
+/// transport failure or a 5xx) and whose resend Box refused with 404, 409 or 412 (or that never
+/// got an answer) is confirmed by looking at the target on the API host
+/// ([`Config::api_base`](crate::Config::api_base)): `GET /2.0/files/{id}` for a new version, the
+/// preflight check (which names the file holding the name) then `GET /2.0/files/{id}` for a new
+/// file. The output is then the file as that `GET` gives it (the fields of
+/// [`CONFIRM_FIELDS`](crate::CONFIRM_FIELDS), the ones a commit's answer carries), not the
+/// commit's answer. Other content there is
+/// [`ProtocolError::CommitMismatch`](crate::ProtocolError::CommitMismatch) naming the file; a
+/// lookup that fails, finds nothing or cannot check the file is
+/// [`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown), and the session is left
+/// as it is (not aborted). A new version whose etag is still the `If-Match` it was committed
+/// with is not taken as confirmed.
 #[derive(Debug)]
 pub struct BigUpload {
     dispatch: Dispatcher<Job>,
