@@ -46,6 +46,63 @@ impl fmt::Display for AccessToken {
     }
 }
 
+/// Any secret text (a token, a client secret, a proxy password): its value is only reachable
+/// through [`Secret::expose`]; `Debug` and `Display` show `<redacted>`.
+///
+/// ```
+/// use box_upload_core::Secret;
+/// let secret: Secret = "hunter2".parse().unwrap();
+/// assert_eq!(format!("{secret:?} {secret}"), "Secret(<redacted>) <redacted>");
+/// assert_eq!(secret.expose(), "hunter2");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for where it is used and nowhere else (never a log or an error).
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// What a token source has for the caller.
 #[derive(Debug)]
 #[non_exhaustive]

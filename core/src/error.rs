@@ -365,7 +365,10 @@ impl TransportError {
     /// Whether sending again may help.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        !matches!(self.kind, TransportErrorKind::BodyTooLarge | TransportErrorKind::Redirect)
+        !matches!(
+            self.kind,
+            TransportErrorKind::BodyTooLarge | TransportErrorKind::Redirect | TransportErrorKind::Certificate
+        )
     }
 }
 
@@ -383,6 +386,9 @@ pub enum TransportErrorKind {
     BodyTooLarge,
     /// The answer was a redirect, which is never followed with the token.
     Redirect,
+    /// The server's TLS certificate was refused (not signed by a trusted CA, expired, for
+    /// another name): sending again would meet the same certificate, so it is not retried.
+    Certificate,
     /// Anything else.
     Other,
 }

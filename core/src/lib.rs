@@ -51,7 +51,7 @@ mod session_tools;
 mod upload;
 
 pub use auth::{
-    AccessToken, BoxSubject, ClientCredentials, DeveloperToken, SharedTokenSource, TokenPoll, TokenSource,
+    AccessToken, BoxSubject, ClientCredentials, DeveloperToken, Secret, SharedTokenSource, TokenPoll, TokenSource,
     DEFAULT_TOKEN_URL,
 };
 pub use buffers::PartBuffers;

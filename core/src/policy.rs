@@ -322,9 +322,9 @@ pub fn is_loopback_host(host: &str) -> bool {
         return true;
     }
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
-    bare.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    bare.parse::<core::net::IpAddr>().is_ok_and(|ip| match ip {
+        core::net::IpAddr::V4(v4) => v4.is_loopback(),
+        core::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     })
 }
 

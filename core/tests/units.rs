@@ -250,6 +250,7 @@ fn client_settings_make_the_config_and_seeds_differ() {
         upload_base: Some("http://127.0.0.1:9/api/".into()),
         api_base: None,
         trusted_hosts: vec!["proxy.example".into()],
+        allow_insecure_http: false,
         user_agent: Some("ua/1".into()),
         retry: Some(RetryPolicy { max_retries: 2, ..RetryPolicy::default() }),
         max_response_bytes: Some(1234),
