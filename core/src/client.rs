@@ -78,6 +78,8 @@ impl Client {
     }
 
     /// The whole big upload: session, parts, commit. Input is checked before any request.
+    /// Memory holds at most `parts_in_flight` parts of the session's `part_size`, which is capped
+    /// by [`Config::max_part_size`] (see [`BigUpload`]).
     pub fn big_upload(&self, request: UploadRequest) -> Result<BigUpload, InputError> {
         BigUpload::start(self, request)
     }

@@ -230,6 +230,18 @@ pub enum ProtocolError {
     /// The session's numbers cannot describe the file.
     #[error("the upload session is unusable: {0}")]
     BadSession(#[from] PlanError),
+    /// The session's `part_size` is over the client's cap
+    /// ([`Config::max_part_size`](crate::Config::max_part_size)): its parts would not fit the
+    /// memory allowed. The session is aborted before anything is read.
+    #[error(
+        "the session's part_size of {part_size} bytes is over the cap of {max_part_size} bytes (max_part_size): up to parts in flight + 1 parts are held in memory"
+    )]
+    PartSizeTooLarge {
+        /// The session's part size.
+        part_size: u64,
+        /// The cap.
+        max_part_size: u64,
+    },
     /// Box echoed a part other than the one sent.
     #[error("part at offset {offset}: Box echoed {field} {theirs}, we sent {ours}")]
     PartEchoMismatch {

@@ -67,7 +67,10 @@ pub use machine::{
     Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
 };
 pub use planner::{PartPlan, PlanError, PlannedPart, MAX_PARTS, MIN_FILE_SIZE};
-pub use policy::{is_loopback_host, random_jitter_seed, ClientSettings, Config, DEFAULT_API_BASE, DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE};
+pub use policy::{
+    is_loopback_host, random_jitter_seed, ClientSettings, Config, DEFAULT_API_BASE, DEFAULT_MAX_PART_SIZE,
+    DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE,
+};
 pub use response::api_error;
 pub use retry::{retry_after, Jitter, RetryPolicy};
 pub use session_tools::{CommitAndWait, ListAllParts};

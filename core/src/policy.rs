@@ -12,6 +12,11 @@ pub const DEFAULT_UPLOAD_BASE: &str = "https://upload.box.com/api";
 /// Box's API base URL (files, folders, the preflight check), without the `/2.0`.
 pub const DEFAULT_API_BASE: &str = "https://api.box.com";
 
+/// The largest `part_size` a big upload accepts unless told otherwise (512 MiB): a big upload
+/// holds up to parts in flight + 1 parts in memory, so a session whose `part_size` is larger is
+/// aborted before anything is read (see [`Config::max_part_size`]).
+pub const DEFAULT_MAX_PART_SIZE: u64 = 512 << 20;
+
 /// The `User-Agent` this crate sends.
 pub const USER_AGENT_VALUE: &str = concat!("box-upload-core/", env!("CARGO_PKG_VERSION"));
 
@@ -33,6 +38,12 @@ pub struct Config {
     /// The most bytes of an answer body the driver should read (default 4 MiB; list-parts pages
     /// of 1000 parts are about 150 KB).
     pub max_response_bytes: usize,
+    /// The largest `part_size` a big upload accepts (default [`DEFAULT_MAX_PART_SIZE`]). Memory
+    /// holds up to parts in flight + 1 parts, so a session with larger parts (Box's choice, or a
+    /// hostile server's, up to the whole file) is refused with
+    /// [`ProtocolError::PartSizeTooLarge`](crate::ProtocolError::PartSizeTooLarge) and aborted
+    /// before a byte is read; on resume, a checkpoint with larger parts is refused the same way.
+    pub max_part_size: u64,
     /// Seed of the backoff jitter; drivers give a random one, tests a fixed one.
     pub jitter_seed: u64,
 }
@@ -67,6 +78,8 @@ pub struct ClientSettings {
     pub retry: Option<RetryPolicy>,
     /// The most bytes of an answer body read (default 4 MiB).
     pub max_response_bytes: Option<usize>,
+    /// The largest `part_size` a big upload accepts (default [`DEFAULT_MAX_PART_SIZE`]).
+    pub max_part_size: Option<u64>,
     /// Parts in flight for every big upload, overriding the request's own setting.
     pub parts_in_flight: Option<usize>,
 }
@@ -98,6 +111,9 @@ impl ClientSettings {
         if let Some(max) = self.max_response_bytes {
             config.max_response_bytes = max;
         }
+        if let Some(max) = self.max_part_size {
+            config.max_part_size = max;
+        }
         config.jitter_seed = jitter_seed;
         Ok(config)
     }
@@ -127,6 +143,7 @@ impl Default for Config {
             user_agent: HeaderValue::from_static(USER_AGENT_VALUE),
             retry: RetryPolicy::default(),
             max_response_bytes: 4 << 20,
+            max_part_size: DEFAULT_MAX_PART_SIZE,
             jitter_seed: 0x9e37_79b9_7f4a_7c15,
         }
     }

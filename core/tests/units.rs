@@ -254,6 +254,7 @@ fn client_settings_make_the_config_and_seeds_differ() {
         user_agent: Some("ua/1".into()),
         retry: Some(RetryPolicy { max_retries: 2, ..RetryPolicy::default() }),
         max_response_bytes: Some(1234),
+        max_part_size: Some(64 << 20),
         parts_in_flight: Some(3),
     };
     let config = settings.config(42).unwrap();
@@ -262,6 +263,8 @@ fn client_settings_make_the_config_and_seeds_differ() {
     assert_eq!(config.api_base(), "http://127.0.0.1:9");
     assert_eq!(config.retry.max_retries, 2);
     assert_eq!(config.max_response_bytes, 1234);
+    assert_eq!(config.max_part_size, 64 << 20);
+    assert_eq!(ClientSettings::default().config(1).unwrap().max_part_size, box_upload_core::DEFAULT_MAX_PART_SIZE);
     assert_eq!(config.jitter_seed, 42);
     let uri: box_upload_core::http::Uri = "https://proxy.example/x".parse().unwrap();
     assert!(config.check_trusted(&uri, "test").is_ok());

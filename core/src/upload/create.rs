@@ -51,9 +51,13 @@ impl BigUpload {
         crate::operations::check_id("session id", &session.id)
             .map_err(|_| ProtocolError::MissingField { kind, field: "a valid session id" })?;
         let plan = PartPlan::for_session(self.settings.file_size, &session);
+        let part_size = session.part_size;
         // Box holds the session even when its numbers are unusable: keep it so the failure aborts it.
         self.session = Some(session);
         let plan = plan.map_err(ProtocolError::BadSession)?;
+        if let Some(part_size) = part_size {
+            self.check_part_size(part_size)?;
+        }
         // Refuse foreign endpoints now, before a single part is read.
         for endpoint in [Endpoint::UploadPart, Endpoint::Commit, Endpoint::ListParts, Endpoint::Abort, Endpoint::Status]
         {
@@ -64,6 +68,18 @@ impl BigUpload {
             .map(|_| PartSlot { status: PartStatus::Pending, reading: false, data: None, hashed: false })
             .collect();
         self.progress.total_parts = plan.len() as u64;
+        Ok(())
+    }
+}
+
+impl BigUpload {
+    /// Refuses parts larger than the client's cap: memory holds up to parts in flight + 1 of
+    /// them, and a server may answer any `part_size`, up to the whole file.
+    pub(super) fn check_part_size(&self, part_size: u64) -> Result<(), ProtocolError> {
+        let max_part_size = self.dispatch.config().max_part_size;
+        if part_size > max_part_size {
+            return Err(ProtocolError::PartSizeTooLarge { part_size, max_part_size });
+        }
         Ok(())
     }
 }

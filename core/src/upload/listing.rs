@@ -1,15 +1,16 @@
 //! Following list-parts pages to the end, without trusting `total_count` blindly ([`Lister`],
-//! shared with [`ListAllParts`](crate::ListAllParts)), and what the big upload does with the
-//! list: reconcile parts whose answer was lost, verify every part before the commit.
+//! shared with [`ListAllParts`](crate::ListAllParts)), and what the big upload does with a whole
+//! listing: learn the parts Box holds on resume, verify every part before the commit. Both run
+//! with none of our parts in flight, so the listing is strict; a part whose answer was lost is
+//! looked up while others are stored, by `reconcile`.
 
-use super::{sha1_matches, BigUpload, Endpoint, Job, ListPurpose, PartStatus, Phase};
+use super::{BigUpload, Endpoint, Job, ListPurpose, Phase};
 use crate::error::{Error, ProtocolError};
-use crate::machine::{Event, PartData, RequestKind};
+use crate::machine::RequestKind;
 use crate::models::{UploadPart, UploadParts};
 use crate::operations::{ListUploadSessionParts, SessionRef, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
 use bytes::Bytes;
 use http::Response;
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// What one more page gave.
@@ -120,11 +121,7 @@ impl Lister {
 
 impl BigUpload {
     pub(super) fn start_list(&mut self, purpose: ListPurpose) {
-        if let Some((_, running)) = &self.lister {
-            // A reconcile started while a list runs needs a fresh list: the part may be newer.
-            if purpose == ListPurpose::Reconcile {
-                self.relist = *running == ListPurpose::Reconcile || self.relist;
-            }
+        if self.lister.is_some() || self.probe.is_some() {
             return;
         }
         let Some(plan) = self.plan else { return };
@@ -157,7 +154,6 @@ impl BigUpload {
                 self.lister = None;
                 let result = match purpose {
                     ListPurpose::Resume => self.adopt_resumed(entries),
-                    ListPurpose::Reconcile => self.reconcile(entries),
                     ListPurpose::Verify => self.verify(entries),
                 };
                 if let Err(e) = result {
@@ -165,49 +161,10 @@ impl BigUpload {
                 }
                 match purpose {
                     ListPurpose::Resume => self.phase = Phase::Uploading,
-                    ListPurpose::Reconcile if std::mem::take(&mut self.relist) => {
-                        self.start_list(ListPurpose::Reconcile)
-                    }
-                    ListPurpose::Reconcile => self.maybe_verify(now),
                     ListPurpose::Verify => self.commit(now, None),
                 }
             }
         }
-    }
-
-    fn reconcile(&mut self, entries: Vec<UploadPart>) -> Result<(), Error> {
-        let Some(plan) = self.plan else { return Ok(()) };
-        let by_offset: HashMap<u64, UploadPart> = entries.into_iter().map(|p| (p.offset, p)).collect();
-        for index in 0..self.parts.len() {
-            if self.parts[index].status != PartStatus::Conflict {
-                continue;
-            }
-            let Some(planned) = plan.part(index) else { continue };
-            let Some(ours) = self.parts[index].data.as_ref().map(PartData::sha1) else { continue };
-            let Some(stored) = by_offset.get(&planned.offset) else {
-                return Err(ProtocolError::PartConflict {
-                    offset: planned.offset,
-                    detail: "Box refused the part as overlapping but lists no part at its offset".into(),
-                }
-                .into());
-            };
-            if stored.size != planned.size || !sha1_matches(stored.sha1.as_deref(), ours) {
-                return Err(ProtocolError::PartConflict {
-                    offset: planned.offset,
-                    detail: format!(
-                        "the stored part has {} bytes and sha1 {}; ours has {} bytes and sha1 {}",
-                        stored.size,
-                        stored.sha1.as_deref().unwrap_or("(none)"),
-                        planned.size,
-                        ours.to_hex()
-                    ),
-                }
-                .into());
-            }
-            self.events.push_back(Event::PartAdopted { offset: planned.offset });
-            self.ack(index, stored.clone());
-        }
-        Ok(())
     }
 
     fn verify(&mut self, entries: Vec<UploadPart>) -> Result<(), Error> {
@@ -246,7 +203,7 @@ impl BigUpload {
     /// When every part is acknowledged, the source is known to end where it should and the digest
     /// is complete: list the parts to check them before the commit.
     pub(super) fn maybe_verify(&mut self, _now: Instant) {
-        if self.phase != Phase::Uploading || self.lister.is_some() || self.is_over() {
+        if self.phase != Phase::Uploading || self.lister.is_some() || self.probe.is_some() || self.is_over() {
             return;
         }
         let all_acked = self.progress.parts_acknowledged == self.parts.len() as u64;

@@ -3,12 +3,13 @@
 //! Failures it cannot recover from abort the session (unless asked to keep it for a resume) and
 //! end the run with the first error. It recovers from what real Box does: 202 commits for minutes,
 //! a transient `parts_mismatch`, and parts stored whose answer was lost (adopted after a 409 or 416
-//! `range_overlaps_existing_part` when the listed part is ours).
+//! `range_overlaps_existing_part` when the listed part is ours, looked up while other parts are
+//! still being stored).
 //!
 //! This file holds the machine's state, its phases and the [`Machine`] glue; each job has its
 //! own file: `create` (the session), `resume` (from a checkpoint), `parts` (reads and part
-//! uploads), `listing` (paging through the parts, then reconciling or verifying them) and
-//! `commit` (the commit and its answers).
+//! uploads), `reconcile` (looking up a part whose answer was lost), `listing` (paging through
+//! every part, on resume and to verify them) and `commit` (the commit and its answers).
 
 mod checkpoint;
 mod commit;
@@ -17,6 +18,7 @@ mod create;
 mod fingerprint;
 mod listing;
 mod parts;
+mod reconcile;
 mod request;
 mod resume;
 
@@ -50,6 +52,7 @@ enum Job {
     GetSession,
     Part(usize),
     List,
+    Reconcile,
     Commit,
     /// A lookup confirming the commit (get file, preflight check).
     Confirm,
@@ -81,8 +84,6 @@ impl Endpoint {
 enum ListPurpose {
     /// Resume: learn which parts Box already has.
     Resume,
-    /// A part answered 409/416 overlap: find out whether the stored part is ours.
-    Reconcile,
     /// Before the commit: check Box holds exactly our parts.
     Verify,
 }
@@ -140,6 +141,14 @@ struct Settings {
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
 /// file. Made by [`Client::big_upload`] or [`Client::resume`].
 ///
+/// Memory: it holds at most `parts_in_flight` parts (read, on the wire, or waiting for the
+/// whole-file hash) and offers no read beyond that, so a driver that reuses its buffers keeps
+/// about `(parts_in_flight + 1) × part_size` (one more while the transport lets go of a sent part).
+/// `part_size` is Box's choice, capped by [`Config::max_part_size`](crate::Config::max_part_size)
+/// (default 512 MiB): a session with larger parts fails with
+/// [`ProtocolError::PartSizeTooLarge`](crate::ProtocolError::PartSizeTooLarge) and is aborted
+/// before anything is read.
+///
 /// The output is a confirmed file: its `size` and `sha1` are the upload's. A commit's 201 that
 /// lacks either is confirmed by getting the file it names; a commit that got no answer (a
 /// transport failure or a 5xx) and whose resend Box refused with 404, 409 or 412 (or that never
@@ -174,7 +183,8 @@ pub struct BigUpload {
     whole_hashed_here: u64,
     digest: Option<Sha1Digest>,
     lister: Option<(Lister, ListPurpose)>,
-    relist: bool,
+    /// The look-up of a part Box refused as overlapping.
+    probe: Option<reconcile::Probe>,
     commit_retries: CommitRetries,
     confirm: Option<Confirm>,
     progress: Progress,
@@ -203,7 +213,7 @@ impl BigUpload {
             whole_hashed_here: 0,
             digest: None,
             lister: None,
-            relist: false,
+            probe: None,
             commit_retries: CommitRetries::default(),
             confirm: None,
             progress,
@@ -317,6 +327,7 @@ impl BigUpload {
         self.dispatch.clear();
         self.reads.clear();
         self.lister = None;
+        self.probe = None;
         self.drop_parts();
         let gone = matches!(self.error, Some(Error::SessionGone { .. }));
         if self.session.is_some() && !self.settings.keep_session_on_failure && !gone {
@@ -407,6 +418,7 @@ impl BigUpload {
             Job::GetSession => self.on_session_answer(response),
             Job::Part(index) => self.on_part_answer(index, response, now),
             Job::List => self.on_list_answer(response, now),
+            Job::Reconcile => self.on_reconcile_answer(response, now),
             Job::Commit => self.on_commit_answer(response, maybe_applied, now),
             Job::Confirm => self.on_confirm_answer(response),
             Job::Abort => {}

@@ -1,7 +1,7 @@
 //! Reading the source and uploading its parts: reads in offset order within the bound of parts
 //! in flight, the whole-file hash, each part's answer checked against what was sent.
 
-use super::{sha1_matches, BigUpload, Endpoint, Job, ListPurpose, PartStatus, Phase, ReadTarget};
+use super::{sha1_matches, BigUpload, Endpoint, Job, PartStatus, Phase, ReadTarget};
 use crate::error::{Error, ProtocolError, SourceError};
 use crate::machine::{Event, PartData, ReadId, ReadRequest, RequestKind};
 use crate::models::UploadPart;
@@ -145,7 +145,7 @@ impl BigUpload {
         let code = overlap_code(&response);
         if status == StatusCode::CONFLICT || (status == StatusCode::RANGE_NOT_SATISFIABLE && code) {
             self.parts[index].status = PartStatus::Conflict;
-            self.start_list(ListPurpose::Reconcile);
+            self.start_reconcile();
             return;
         }
         let op_kind = RequestKind::UploadPart;

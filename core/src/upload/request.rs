@@ -16,7 +16,8 @@ pub struct UploadRequest {
     pub target: UploadTarget,
     /// The source's size in bytes.
     pub file_size: u64,
-    /// Parts read and on the wire at once (default 4); bounds memory to this many parts.
+    /// Parts read and on the wire at once (default 4); bounds memory to this many parts, each at
+    /// most [`Config::max_part_size`](crate::Config::max_part_size).
     pub parts_in_flight: usize,
     /// `If-Match` for the commit (new versions).
     pub if_match: Option<String>,

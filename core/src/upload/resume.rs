@@ -58,6 +58,11 @@ impl BigUpload {
         // The checkpoint's part size is what its parts were cut with.
         session.part_size = Some(checkpoint.part_size);
         upload.session = Some(session);
+        // Parts over the cap are refused before any request but the abort, as for a new session.
+        if let Err(e) = upload.check_part_size(checkpoint.part_size) {
+            upload.fail(e.into());
+            return Ok(upload);
+        }
         let get = match upload.session_ref(Endpoint::Status) {
             Ok(r) => GetUploadSession { session: r, headers: Default::default() },
             Err(e) => {
@@ -114,6 +119,11 @@ impl BigUpload {
             }
         };
         match result {
+            // The resume listing stays strict (a `total_count` that changes fails it): nothing of
+            // ours is in flight yet, and the run that made the checkpoint is over (the driver's
+            // checkpoint lock keeps a second local run out; a dead run's half-sent part is
+            // dropped by Box with its connection). A session that changes while we list has
+            // another writer, which no listing can make safe to resume.
             Ok(()) => self.start_list(ListPurpose::Resume),
             Err(e) => self.fail(e),
         }
