@@ -1,6 +1,7 @@
 //! The command line, declared with clap's derive API.
 
 use box_upload_core::operations::SessionRef as Session;
+use box_upload_core::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -68,15 +69,18 @@ pub(crate) enum SubjectType {
 /// Options shared by every command.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// A developer token or any access token (never printed).
+    /// A developer token or any access token (never printed); `-` reads it from standard input.
     #[arg(long, global = true, env = "BOX_DEVELOPER_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    pub(crate) token: Option<Secret>,
+    /// Read the token from FILE (its first line; takes precedence over BOX_DEVELOPER_TOKEN).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
     /// Client id for the Client Credentials Grant.
     #[arg(long, global = true, env = "BOX_CLIENT_ID", hide_env_values = true)]
     pub(crate) client_id: Option<String>,
     /// Client secret for the Client Credentials Grant (never printed).
     #[arg(long, global = true, env = "BOX_CLIENT_SECRET", hide_env_values = true)]
-    pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret: Option<Secret>,
     /// Subject type for the Client Credentials Grant.
     #[arg(long, global = true, env = "BOX_SUBJECT_TYPE", hide_env_values = true, value_enum)]
     pub(crate) subject_type: Option<SubjectType>,
@@ -94,6 +98,28 @@ pub(crate) struct Global {
     /// host (an emulator), so no request goes to Box's real hosts.
     #[arg(long, global = true, env = "BOX_API_URL")]
     pub(crate) api_url: Option<String>,
+    /// Send requests through the HTTP proxy at URL (`http://[user:password@]host[:port]`, with
+    /// CONNECT), or `none` to ignore the environment. Default: HTTPS_PROXY, http_proxy,
+    /// ALL_PROXY and NO_PROXY as curl reads them; loopback hosts are never proxied.
+    #[arg(long, global = true, value_name = "URL|none")]
+    pub(crate) proxy: Option<Secret>,
+    /// Also trust the certificate authorities in this PEM file (repeatable), beside the
+    /// platform's and Mozilla's roots; SSL_CERT_FILE is honoured too.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub(crate) ca_file: Vec<PathBuf>,
+    /// Allow plain http:// to hosts that are not loopback: the token (or client secret) then
+    /// crosses the network in cleartext.
+    #[arg(long, global = true)]
+    pub(crate) allow_insecure_http: bool,
+    /// The longest a request may go without a byte moving, in seconds (default 120); each
+    /// request must also be over within this plus its body at 16 KiB/s, so a server that
+    /// trickles is cut off and the request retried.
+    #[arg(long, global = true, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: Option<u64>,
+    /// Stop an upload or resume that is not over within SECS seconds (the session is kept with
+    /// --checkpoint, aborted otherwise).
+    #[arg(long, global = true, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) deadline: Option<u64>,
     /// HTTP stack used for the requests.
     #[arg(long, global = true, value_enum, default_value_t = TransportKind::Hyper)]
     pub(crate) transport: TransportKind,

@@ -9,23 +9,24 @@ use crate::failure::{one_line, Exit, Failure};
 use crate::interrupt::Interrupt;
 use box_upload_core::models::FileFull;
 use box_upload_core::operations::Operation;
+use box_upload_core::Secret;
 use box_upload_core::{
     BigUpload, BoxSubject, Checkpoint, ClientCredentials, Machine, ResumeFrom, ResumeOptions, UploadRequest,
 };
-use box_upload_driver::{CancelToken, ClientBuilder, OpenSource, Source, UploadOptions, Wire};
+use box_upload_driver::{CancelToken, ClientBuilder, OpenSource, ProxySetting, Source, UploadOptions, Wire};
 use std::path::Path;
 
 /// How the client authenticates.
 #[derive(Clone)]
 pub(crate) enum Auth {
     /// A fixed token (developer token or any access token).
-    Token(String),
+    Token(Secret),
     /// Client Credentials Grant.
     Ccg {
         /// Client id.
         id: String,
         /// Client secret.
-        secret: String,
+        secret: Secret,
         /// The subject.
         subject: BoxSubject,
         /// The token endpoint.
@@ -58,6 +59,16 @@ pub(crate) struct Settings {
     pub(crate) auth: Auth,
     /// `--parallel`.
     pub(crate) parallel: usize,
+    /// `--proxy` (unset: the environment's, as curl reads it).
+    pub(crate) proxy: Option<Secret>,
+    /// `--ca-file`.
+    pub(crate) ca_files: Vec<std::path::PathBuf>,
+    /// `--allow-insecure-http`.
+    pub(crate) allow_insecure_http: bool,
+    /// `--timeout` (the idle timeout).
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// `--deadline`: the longest an upload or resume may take.
+    pub(crate) deadline: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -67,10 +78,22 @@ impl Settings {
         if let Some(api) = &self.api_base {
             builder = builder.api_base(api);
         }
+        builder = match &self.proxy {
+            Some(p) if p.expose().trim().eq_ignore_ascii_case("none") => builder.proxy_setting(ProxySetting::Direct),
+            Some(p) => builder.proxy_setting(ProxySetting::Url(p.clone())),
+            None => builder,
+        };
+        for path in &self.ca_files {
+            builder = builder.ca_file(path);
+        }
+        builder = builder.allow_insecure_http(self.allow_insecure_http);
+        if let Some(timeout) = self.timeout {
+            builder = builder.idle_timeout(timeout);
+        }
         Ok(match &self.auth {
-            Auth::Token(token) => builder.developer_token(token.clone()),
+            Auth::Token(token) => builder.developer_token(token.expose()),
             Auth::Ccg { id, secret, subject, token_url } => builder.client_credentials(
-                ClientCredentials::new(id, secret, subject.clone())
+                ClientCredentials::new(id, secret.expose(), subject.clone())
                     .with_token_url(token_url)
                     .map_err(|e| Failure::new(Exit::Auth, one_line(&e.to_string())))?,
             ),

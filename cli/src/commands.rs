@@ -12,7 +12,8 @@ use box_upload_core::operations::{
     ListUploadSessionParts, SessionRef as Session, UploadFilePart,
 };
 use box_upload_core::{
-    BoxSubject, Event, FileFingerprint, FileHasher, PartData, ResumeOptions, Sha1Digest, UploadRequest, UploadTarget,
+    BoxSubject, Event, FileFingerprint, FileHasher, PartData, ResumeOptions, Secret, Sha1Digest, UploadRequest,
+    UploadTarget,
 };
 use box_upload_driver::UploadOptions;
 use std::io::{IsTerminal, Read};
@@ -25,7 +26,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     match command {
         Command::Upload(mut args) if args.emulator => {
             let emulated = Emulated::start(global.transport.name(), &mut args)?;
-            let mut settings = settings(&global, Some(Auth::Token(EMULATOR_TOKEN.into())))?;
+            let mut settings = settings(&global, Some(Auth::Token(Secret::new(EMULATOR_TOKEN))))?;
             settings.upload_base = emulated.upload_base();
             // The emulator's API host is its own origin, which the core derives.
             settings.api_base = None;
@@ -57,6 +58,11 @@ fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, Failure> {
         api_base: global.api_url.clone(),
         auth,
         parallel: global.parallel as usize,
+        proxy: global.proxy.clone(),
+        ca_files: global.ca_file.clone(),
+        allow_insecure_http: global.allow_insecure_http,
+        timeout: global.timeout.map(Duration::from_secs),
+        deadline: global.deadline.map(Duration::from_secs),
     })
 }
 
@@ -79,14 +85,36 @@ fn credentials(global: &Global) -> Result<Auth, Failure> {
         };
         return Ok(Auth::Ccg { id: id.clone(), secret, subject, token_url: global.token_url.clone() });
     }
-    match &global.token {
-        Some(t) if !t.trim().is_empty() => Ok(Auth::Token(t.trim().to_owned())),
-        _ => Err(Failure::new(
+    let token = match (&global.token_file, &global.token) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| io_failure("cannot read --token-file", path, &e))?;
+            token_line(&text).ok_or_else(|| usage(format!("--token-file {}: no token in it", path.display())))?
+        }
+        (None, Some(t)) if t.expose() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .lock()
+                .take(64 * 1024)
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::new(Exit::Io, format!("cannot read the token from stdin: {e}")))?;
+            token_line(&text).ok_or_else(|| usage("--token -: no token on standard input"))?
+        }
+        (None, Some(t)) => token_line(t.expose()).unwrap_or_default(),
+        (None, None) => Secret::default(),
+    };
+    if token.is_empty() {
+        return Err(Failure::new(
             Exit::Auth,
-            "no credentials: give --token (or BOX_DEVELOPER_TOKEN), or --client-id, --client-secret, \
-             --subject-type and --subject-id for the Client Credentials Grant",
-        )),
+            "no credentials: give --token (or BOX_DEVELOPER_TOKEN, --token-file FILE, --token - for stdin), \
+             or --client-id, --client-secret, --subject-type and --subject-id for the Client Credentials Grant",
+        ));
     }
+    Ok(Auth::Token(token))
+}
+
+/// The token in `text`: its first line that is not blank, trimmed.
+fn token_line(text: &str) -> Option<Secret> {
+    text.lines().map(str::trim).find(|l| !l.is_empty()).map(Secret::new)
 }
 
 // ---- the big upload ----------------------------------------------------------------------------
@@ -143,6 +171,9 @@ fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result
     let size = run.size();
     let bar = Bar::for_stderr(size, "uploading");
     let mut options = bar.watch(UploadOptions::new());
+    if let Some(deadline) = settings.deadline {
+        options = options.deadline(deadline);
+    }
     if let Some(checkpoint) = &args.checkpoint {
         options = options.checkpoint_file(checkpoint);
     }
@@ -200,7 +231,10 @@ fn resume(global: &Global, args: &ResumeArgs) -> Result<(), Failure> {
     let run = backend.start_resume(&path, checkpoint, options).map_err(|f| failed(nothing_sent(f)))?;
     let size = run.size();
     let bar = Bar::for_stderr(size, "resuming");
-    let options = bar.watch(UploadOptions::new()).checkpoint_file(&args.checkpoint);
+    let mut options = bar.watch(UploadOptions::new()).checkpoint_file(&args.checkpoint);
+    if let Some(deadline) = settings.deadline {
+        options = options.deadline(deadline);
+    }
     let started = Instant::now();
     let result = backend.finish(run, options, true);
     finish(&bar, &result);
@@ -278,6 +312,14 @@ fn session(global: &Global, cmd: SessionCommand) -> Result<(), Failure> {
             print_json(&parts)
         }
         SessionCommand::Commit { session, parts, digest, file, if_match, if_none_match } => {
+            if parts.is_none()
+                && global.token_file.is_none()
+                && global.token.as_ref().is_some_and(|t| t.expose() == "-")
+            {
+                return Err(usage(
+                    "--token - reads standard input, where the parts would come from: give --parts FILE",
+                ));
+            }
             let parts = read_parts(parts.as_deref())?;
             let digest = match (digest, file) {
                 (Some(d), _) => parse_digest(&d)?,

@@ -91,7 +91,10 @@ impl Emulated {
 
 /// Streams `url` and `path` side by side; the size and SHA-1 when they are equal.
 fn compare(url: &str, path: &Path) -> Result<(u64, String), Failure> {
-    let response = ureq::get(url)
+    // Loopback, never through a proxy from the environment.
+    let agent = ureq::Agent::config_builder().proxy(None).build().new_agent();
+    let response = agent
+        .get(url)
         .header("Authorization", format!("Bearer {EMULATOR_TOKEN}"))
         .call()
         .map_err(|e| Failure::new(Exit::Io, format!("downloading the uploaded file failed: {e}")))?;

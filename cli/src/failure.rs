@@ -47,8 +47,9 @@ impl Failure {
 }
 
 impl fmt::Display for Failure {
+    /// The message with control characters escaped: it may quote a server's text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&box_upload_driver::printable(&self.message))
     }
 }
 
@@ -118,7 +119,7 @@ impl From<box_upload_driver::Error> for Failure {
             return Failure::from(core);
         }
         let exit = match &e {
-            D::SourceOpen { .. } | D::Checkpoint { .. } => Exit::Io,
+            D::SourceOpen { .. } | D::Checkpoint { .. } | D::DeadlineExceeded { .. } => Exit::Io,
             _ => Exit::Other,
         };
         Failure::new(exit, one_line(&e.to_string()))
@@ -133,6 +134,14 @@ pub(crate) fn io_failure(what: &str, path: &std::path::Path, e: &std::io::Error)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_is_printed_with_control_characters_escaped() {
+        let f = Failure::new(Exit::Api, "Box answered 400: bad\x1b]0;pwned\x07 name\u{202e}");
+        let shown = f.to_string();
+        assert!(!shown.chars().any(|c| c.is_control() || c == '\u{202e}'), "{shown:?}");
+        assert!(shown.contains("\\u{1b}]0;pwned\\u{7}"), "{shown}");
+    }
 
     #[test]
     fn one_line_joins() {

@@ -1,6 +1,8 @@
 //! `box-upload-emulator`: runs the Box upload API emulator until killed.
 //!
-//! Prints the upload base URL (`http://127.0.0.1:PORT/api`) as its first line on stdout.
+//! Prints the upload base URL (`http://127.0.0.1:PORT/api`) as its first line on stdout; with
+//! `--tls` the URL is `https://` and the second line is the path of the CA's PEM. It listens on
+//! loopback only, unless `--allow-remote` with a `--token` of the user's own.
 //! A fault mix (`--lose-part-answers`, `--part-5xx`, `--cut-part-bodies`, `--commit-answer-lost`)
 //! and a request log (`--request-log`) serve soak runs such as benches/soak-kill-resume.sh.
 
@@ -19,12 +21,23 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on (keep it on loopback).
+    /// Address to listen on. Only loopback unless --allow-remote (with an explicit --token).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Bearer token accepted.
-    #[arg(long, default_value = "test-token", env = "BOX_EMULATOR_TOKEN")]
-    token: String,
+    /// Allow a --listen address that is not loopback: anyone who can reach it can upload with
+    /// the token. Needs --token (or BOX_EMULATOR_TOKEN); prefer --tls then.
+    #[arg(long)]
+    allow_remote: bool,
+    /// Bearer token accepted (default test-token).
+    #[arg(long, env = "BOX_EMULATOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Serve HTTPS with a certificate for localhost, 127.0.0.1 and ::1, signed by a CA made at
+    /// start; the CA's PEM path is printed on the second line of stdout.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the CA's PEM to FILE (default: a temporary file, removed on exit).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca_out: Option<PathBuf>,
     /// Part size of new sessions, in bytes.
     #[arg(long, default_value_t = box_upload_conformance::DEFAULT_PART_SIZE)]
     part_size: u64,
@@ -39,7 +52,7 @@ struct Args {
     #[arg(long, requires = "client_secret")]
     client_id: Option<String>,
     /// Client secret accepted by /oauth2/token.
-    #[arg(long, requires = "client_id", env = "BOX_EMULATOR_CLIENT_SECRET")]
+    #[arg(long, requires = "client_id", env = "BOX_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
@@ -75,6 +88,27 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     request_log: Option<PathBuf>,
 }
+
+/// The token to accept, once the listen address is allowed: loopback, or another address with
+/// --allow-remote and a token given on purpose (never the well-known default).
+fn listen_check(args: &Args) -> Result<String, String> {
+    let ip = args.listen.ip();
+    if !ip.is_loopback() {
+        if !args.allow_remote {
+            return Err(format!(
+                "--listen {ip} is not loopback: anyone who reaches it could use the emulator; \
+                 give --allow-remote and a --token of your own to allow it"
+            ));
+        }
+        if args.token.as_deref().is_none_or(|t| t.is_empty() || t == DEFAULT_TOKEN) {
+            return Err("--allow-remote needs an explicit --token (or BOX_EMULATOR_TOKEN), not the default".into());
+        }
+    }
+    Ok(args.token.clone().unwrap_or_else(|| DEFAULT_TOKEN.to_owned()))
+}
+
+/// The token accepted when none is given.
+const DEFAULT_TOKEN: &str = "test-token";
 
 /// A percentage, 0 to 100.
 fn percent(s: &str) -> Result<f64, String> {
@@ -142,15 +176,23 @@ fn request_log(path: &Path) -> std::io::Result<impl Fn(&RequestRecord) + Send + 
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let faults = faults(&args);
+    let token = listen_check(&args).unwrap_or_else(|refused| {
+        eprintln!("box-upload-emulator: {refused}");
+        std::process::exit(2)
+    });
     let mut builder = Emulator::builder()
         .listen(args.listen)
-        .token(args.token)
+        .token(token)
+        .tls(args.tls)
         .part_size(args.part_size)
         .token_lifetime(Duration::from_secs(args.token_lifetime))
         .seed(args.seed)
         .discard_content(args.discard_content)
         .list_page_size(args.list_page_size)
         .faults(faults);
+    if let Some(path) = &args.ca_out {
+        builder = builder.ca_out(path);
+    }
     if let Some(path) = &args.request_log {
         builder = builder.on_request(request_log(path)?);
     }
@@ -164,6 +206,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", emulator.upload_base_url())?;
+        if let Some(ca) = emulator.ca_path() {
+            writeln!(out, "{}", ca.display())?;
+        }
         out.flush()?;
     }
     wait_for_signal().await;

@@ -28,6 +28,7 @@ mod request_log;
 mod routes;
 mod sessions;
 mod storage;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,9 @@ pub enum EmulatorError {
     /// No file has this id.
     #[error("no file with id {0}")]
     NoSuchFile(String),
+    /// The TLS certificate or configuration could not be made.
+    #[error("emulator TLS setup failed: {0}")]
+    Tls(String),
 }
 
 impl From<errors::ApiError> for EmulatorError {
@@ -227,6 +231,8 @@ pub struct EmulatorBuilder {
     discard_content: bool,
     conflicts_shape: ConflictsShape,
     observer: Option<Observer>,
+    tls: bool,
+    ca_out: Option<PathBuf>,
 }
 
 impl Default for EmulatorBuilder {
@@ -250,6 +256,8 @@ impl Default for EmulatorBuilder {
             discard_content: false,
             conflicts_shape: ConflictsShape::Object,
             observer: None,
+            tls: false,
+            ca_out: None,
         }
     }
 }
@@ -414,10 +422,38 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serves HTTPS instead of HTTP (default no): a certificate authority and a server
+    /// certificate for `localhost`, `127.0.0.1` and `::1` are made at start (new keys each
+    /// time), and the CA is written as PEM to [`Emulator::ca_path`] (see
+    /// [`ca_out`](Self::ca_out)) for clients to trust. The URLs become `https://127.0.0.1:PORT`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), box_upload_conformance::EmulatorError> {
+    /// let emu = box_upload_conformance::Emulator::builder().tls(true).start().await?;
+    /// assert!(emu.upload_base_url().starts_with("https://127.0.0.1:"));
+    /// println!("trust {}", emu.ca_path().unwrap().display());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, yes: bool) -> Self {
+        self.tls = yes;
+        self
+    }
+
+    /// With [`tls`](Self::tls): writes the CA's PEM to `path` (default: `ca.pem` in a temporary
+    /// directory removed with the emulator).
+    #[must_use]
+    pub fn ca_out(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_out = Some(path.into());
+        self
+    }
+
     /// Binds the listener and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
+        let identity = if self.tls { Some(tls::identity(self.ca_out.as_deref())?) } else { None };
         let listener = TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
+        let scheme = if identity.is_some() { "https" } else { "http" };
         let storage = if self.discard_content { Storage::discard() } else { Storage::new(self.data_dir.as_deref())? };
         let shared = Arc::new(Shared {
             store: Store::new(storage, self.seed, self.conflicts_shape),
@@ -425,12 +461,13 @@ impl EmulatorBuilder {
             faults: FaultState::new(self.faults, self.seed),
             counters: Counters::default(),
             config: self.config,
-            upload_base: format!("http://{addr}/api"),
+            upload_base: format!("{scheme}://{addr}/api"),
             observer: self.observer,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, Arc::clone(&shared), stop_rx));
-        Ok(Emulator { shared, addr, stop: stop_tx, task: Some(task) })
+        let acceptor = identity.as_ref().map(|i| i.acceptor.clone());
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared), stop_rx, acceptor));
+        Ok(Emulator { shared, addr, scheme, tls: identity, stop: stop_tx, task: Some(task) })
     }
 
     /// Starts the emulator on a runtime of its own (two worker threads), for blocking code.
@@ -446,7 +483,12 @@ impl EmulatorBuilder {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -460,17 +502,35 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rece
         let _ = stream.set_nodelay(true);
         shared.counters.connections.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::clone(&shared);
-        let mut stop = stop.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| routes::handle(Arc::clone(&shared), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.changed() => {}
+            match tls {
+                None => connection(stream, shared, stop).await,
+                Some(acceptor) => {
+                    // A client that never finishes the handshake (or refuses our certificate)
+                    // costs one task for a bounded time.
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        connection(stream, shared, stop).await;
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 with keep-alive on one connection (plain or TLS) until it ends or the
+/// emulator stops.
+async fn connection<I>(io: I, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| routes::handle(Arc::clone(&shared), req));
+    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = stop.changed() => {}
     }
 }
 
@@ -480,6 +540,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Rece
 pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// `http`, or `https` with [`EmulatorBuilder::tls`].
+    scheme: &'static str,
+    tls: Option<tls::Identity>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -495,9 +558,22 @@ impl Emulator {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT` (the server root; `/oauth2/token` lives here).
+    /// `http://127.0.0.1:PORT` (the server root; `/oauth2/token` lives here); `https://` with
+    /// [`EmulatorBuilder::tls`].
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// With [`EmulatorBuilder::tls`]: the PEM of the certificate authority that signed the
+    /// server's certificate, for clients to trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// With [`EmulatorBuilder::tls`]: where [`ca_pem`](Self::ca_pem) was written (a client's
+    /// `ca_file`, `--ca-file` or `SSL_CERT_FILE`).
+    pub fn ca_path(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca_path.as_path())
     }
 
     /// `http://127.0.0.1:PORT/api`, the upload base URL (paths under `/2.0/`).
@@ -507,7 +583,7 @@ impl Emulator {
 
     /// `http://127.0.0.1:PORT/oauth2/token`.
     pub fn token_url(&self) -> String {
-        format!("http://{}/oauth2/token", self.addr)
+        format!("{}://{}/oauth2/token", self.scheme, self.addr)
     }
 
     /// The part size of new sessions of the smallest accepted file size (with

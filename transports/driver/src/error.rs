@@ -53,6 +53,13 @@ pub enum Error {
         /// What the parser said.
         detail: String,
     },
+    /// The run was not over within its [`UploadOptions::deadline`](crate::UploadOptions::deadline);
+    /// it was stopped (the session aborted unless it was to be kept on cancel).
+    #[error("the upload did not finish within its deadline of {deadline:?}; it was stopped")]
+    DeadlineExceeded {
+        /// The deadline set.
+        deadline: std::time::Duration,
+    },
     /// A worker of the driver failed (panicked), or the machine stopped without a result: a bug.
     #[error("internal driver error: {0}")]
     Internal(String),

@@ -50,6 +50,7 @@
 
 mod checkpoint;
 mod error;
+mod network;
 mod options;
 mod reader;
 mod run;
@@ -61,10 +62,15 @@ pub use box_upload_core as core;
 pub use bytes;
 pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointWrite};
 pub use error::Error;
+pub use network::{
+    ca_file, certificate_refused, deadline_passed, find_cause, printable, proxy_failed, root_certificates, NoProxy, Proxy, ProxyRules,
+    ProxySetting, DEFAULT_PROXY_PORT,
+};
 pub use options::{CancelToken, UploadOptions};
 pub use run::{Completion, Notify, Run, Step};
 pub use settings::{
-    ClientBuilder, Settings, Wire, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, EXPECT_CONTINUE_FROM,
+    ClientBuilder, Settings, Wire, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_TRANSFER_RATE,
+    EXPECT_CONTINUE_FROM,
 };
 pub use source::{OpenSource, Source};
 pub use surface::{expect_continue, open_resume, open_source, open_upload};
@@ -74,14 +80,14 @@ pub use surface::{expect_continue, open_resume, open_source, open_upload};
 /// `pub use box_upload_driver::exports::*;`.
 pub mod exports {
     pub use crate::{
-        load_checkpoint, save_checkpoint, CancelToken, Error, Source, UploadOptions, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_IDLE_TIMEOUT,
+        load_checkpoint, save_checkpoint, CancelToken, Error, ProxySetting, Source, UploadOptions,
+        DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     };
     pub use box_upload_core as core;
     pub use box_upload_core::models;
     pub use box_upload_core::operations;
     pub use box_upload_core::{
         BoxSubject, Checkpoint, ClientCredentials, DeveloperToken, Event, Machine, Progress, ResumeFrom, ResumeOptions,
-        RetryPolicy, Sha1Digest, SourceError, TokenSource, UploadRequest,
+        RetryPolicy, Secret, Sha1Digest, SourceError, TokenSource, UploadRequest,
     };
 }

@@ -23,6 +23,7 @@ pub struct UploadOptions {
     pub(crate) keep_checkpoint_on_success: bool,
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) keep_session_on_cancel: bool,
+    pub(crate) deadline: Option<std::time::Duration>,
 }
 
 impl UploadOptions {
@@ -74,6 +75,15 @@ impl UploadOptions {
         self
     }
 
+    /// Ends the run with [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded) if it is
+    /// not over within `deadline` of its start (default: no deadline; each request has its own,
+    /// see [`Settings::request_deadline`](crate::Settings::request_deadline)). The session is then
+    /// aborted, unless [`keep_session_on_cancel`](Self::keep_session_on_cancel).
+    pub fn deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     /// The checkpoint file, if one is kept.
     #[must_use]
     pub fn checkpoint_path(&self) -> Option<&std::path::Path> {
@@ -96,6 +106,7 @@ impl fmt::Debug for UploadOptions {
             .field("keep_checkpoint_on_success", &self.keep_checkpoint_on_success)
             .field("cancel", &self.cancel)
             .field("keep_session_on_cancel", &self.keep_session_on_cancel)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }

@@ -67,6 +67,8 @@ pub struct Run<'m, M: Machine> {
     idle_turns: u32,
     lock: Option<CheckpointLock>,
     commit_check: Option<CommitCheck>,
+    /// When the whole run must be over ([`UploadOptions::deadline`]).
+    deadline: Option<Instant>,
     _watch: Option<Watch>,
 }
 
@@ -84,6 +86,7 @@ impl<'m, M: Machine> Run<'m, M> {
         // Before anything is read or sent: a second run of the same checkpoint is refused.
         let lock = options.checkpoint_file.as_deref().map(CheckpointLock::acquire).transpose()?;
         let commit_check = source.as_ref().and_then(OpenSource::commit_check);
+        let options_deadline = options.deadline.map(|d| Instant::now() + d);
         let reader = source.map(|s| ReadingThread::spawn(s, Arc::clone(&notify))).transpose()?;
         let watch = options.cancel.as_ref().map(|token| {
             let notify = Arc::clone(&notify);
@@ -104,6 +107,7 @@ impl<'m, M: Machine> Run<'m, M> {
             idle_turns: 0,
             lock,
             commit_check,
+            deadline: options_deadline,
             _watch: watch,
         })
     }
@@ -120,9 +124,13 @@ impl<'m, M: Machine> Run<'m, M> {
             }
             if self.checkpoint_due && !self.saving && self.failure.is_none() {
                 self.checkpoint_due = false;
-                if let (Some(path), Some(checkpoint)) = (&self.options.checkpoint_file, self.machine.checkpoint()) {
-                    self.saving = true;
-                    return Step::Save(CheckpointWrite { path: path.clone(), checkpoint });
+                // Only with a file to write: a checkpoint lists every part held, so making one
+                // after each acknowledgement would cost the run time quadratic in its parts.
+                if let Some(path) = &self.options.checkpoint_file {
+                    if let Some(checkpoint) = self.machine.checkpoint() {
+                        self.saving = true;
+                        return Step::Save(CheckpointWrite { path: path.clone(), checkpoint });
+                    }
                 }
             }
             if let Some(output) = self.machine.poll_output() {
@@ -137,6 +145,12 @@ impl<'m, M: Machine> Run<'m, M> {
                 if !self.machine.cancel(keep) {
                     return Step::Done(Err(box_upload_core::Error::Cancelled.into()));
                 }
+                continue;
+            }
+            if !self.cancelled && self.deadline.is_some_and(|at| at <= now) {
+                let deadline = self.options.deadline.unwrap_or_default();
+                tracing::warn!(?deadline, "the upload's deadline passed; stopping it");
+                self.stop(Error::DeadlineExceeded { deadline }, self.options.keep_session_on_cancel);
                 continue;
             }
 
@@ -197,7 +211,12 @@ impl<'m, M: Machine> Run<'m, M> {
                 continue;
             }
             self.idle_turns = 0;
-            return Step::Wait(deadline);
+            // Wake for the run's own deadline too, until it has fired.
+            let own = self.deadline.filter(|_| !self.cancelled);
+            return Step::Wait(match (deadline, own) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            });
         }
     }
 

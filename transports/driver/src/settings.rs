@@ -1,19 +1,25 @@
 //! One client builder for every transport: the core's settings, the token source and the
 //! transport's timeouts, set the same way whichever transport builds the client.
 
+use crate::network::{NoProxy, Proxy, ProxyRules, ProxySetting};
 use crate::Error;
+use box_upload_core::Secret;
 use box_upload_core::{
     random_jitter_seed, ClientCredentials, ClientSettings, DeveloperToken, RetryPolicy, SharedTokenSource, TokenSource,
     DEFAULT_PARTS_IN_FLIGHT,
 };
 use std::fmt;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default connect timeout (TCP and TLS).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default idle timeout: the longest a request may go without a byte moving either way.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default minimum transfer rate, in bytes per second: a request must be over within the idle
+/// timeout plus its body at this rate (see [`Settings::request_deadline`]).
+pub const DEFAULT_MIN_TRANSFER_RATE: u64 = 16 * 1024;
 
 /// A transport that can build a client from [`Settings`]: what makes
 /// [`ClientBuilder::build`] give that transport's client.
@@ -41,8 +47,17 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// The longest one request may take in all.
     pub overall_timeout: Option<Duration>,
+    /// The slowest a request may move its body, in bytes per second (`None`: no such bound).
+    pub min_transfer_rate: Option<u64>,
     /// Whether bodies of [`EXPECT_CONTINUE_FROM`] bytes or more carry `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// Which proxy requests go through (default: curl's environment variables).
+    pub proxy: ProxySetting,
+    /// Whether loopback hosts go through the proxy too (default no).
+    pub proxy_loopback: bool,
+    /// PEM files of further certificate authorities to trust, beside the platform's and
+    /// Mozilla's roots.
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// Bodies from this size on (the parts) are sent with `Expect: 100-continue` when
@@ -57,7 +72,11 @@ impl Default for Settings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             overall_timeout: None,
+            min_transfer_rate: Some(DEFAULT_MIN_TRANSFER_RATE),
             expect_continue: true,
+            proxy: ProxySetting::default(),
+            proxy_loopback: false,
+            ca_files: Vec::new(),
         }
     }
 }
@@ -70,7 +89,11 @@ impl fmt::Debug for Settings {
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("overall_timeout", &self.overall_timeout)
+            .field("min_transfer_rate", &self.min_transfer_rate)
             .field("expect_continue", &self.expect_continue)
+            .field("proxy", &self.proxy)
+            .field("proxy_loopback", &self.proxy_loopback)
+            .field("ca_files", &self.ca_files)
             .finish()
     }
 }
@@ -84,6 +107,52 @@ impl Settings {
         })?;
         let config = self.core.config(random_jitter_seed())?;
         Ok(box_upload_core::Client::with_shared_source(config, token))
+    }
+
+    /// Which proxy each URL goes through, decided here for every transport: the environment
+    /// (read now, with curl's rules), none, or the one set; loopback hosts direct unless
+    /// [`proxy_loopback`](Self::proxy_loopback). Fails on a proxy URL that is not `http://`.
+    pub fn proxy_rules(&self) -> Result<ProxyRules, Error> {
+        let env = |name: &str| std::env::var(name).ok();
+        let rules = match &self.proxy {
+            ProxySetting::Environment => ProxyRules::from_env(env)?,
+            ProxySetting::Direct => ProxyRules::direct(),
+            ProxySetting::Url(url) => {
+                let no_proxy = ["no_proxy", "NO_PROXY"].iter().find_map(|n| env(n).filter(|v| !v.trim().is_empty()));
+                ProxyRules::all_through(Proxy::parse(url.expose())?, NoProxy::parse(&no_proxy.unwrap_or_default()))
+            }
+        };
+        Ok(rules.with_loopback_proxied(self.proxy_loopback))
+    }
+
+    /// The deadline of one request whose body is `body_len` bytes, which both wires enforce: the
+    /// idle timeout plus the body at the minimum transfer rate, cut to the overall timeout when
+    /// one is set. A server that trickles its answer (a byte now and then, never idle long enough
+    /// for the idle timeout) or takes a part at a crawl is cut off there, and the core retries.
+    ///
+    /// ```
+    /// use box_upload_driver::Settings;
+    /// use std::time::Duration;
+    /// let settings = Settings::default(); // 120 s idle, 16 KiB/s
+    /// assert_eq!(settings.request_deadline(0), Some(Duration::from_secs(120)));
+    /// assert_eq!(settings.request_deadline(8 << 20), Some(Duration::from_secs(120 + 512)));
+    /// ```
+    #[must_use]
+    pub fn request_deadline(&self, body_len: usize) -> Option<Duration> {
+        let by_rate = self
+            .min_transfer_rate
+            .filter(|&rate| rate > 0)
+            .map(|rate| self.idle_timeout.saturating_add(Duration::from_secs_f64(body_len as f64 / rate as f64)));
+        match (by_rate, self.overall_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The TLS roots both wires build their root store from: the platform's, Mozilla's and
+    /// [`ca_files`](Self::ca_files) (see [`root_certificates`](crate::root_certificates)).
+    pub fn root_certificates(&self) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, Error> {
+        crate::root_certificates(&self.ca_files)
     }
 
     /// Parts in flight of every upload, when the client sets it.
@@ -192,6 +261,14 @@ impl<W: Wire> ClientBuilder<W> {
         self
     }
 
+    /// The slowest a request may move its body, in bytes per second (default 16 KiB/s; 0 turns
+    /// it off): each request must be over within the idle timeout plus its body at this rate
+    /// ([`Settings::request_deadline`]), so a server cannot hold a request open by trickling.
+    pub fn min_transfer_rate(mut self, bytes_per_second: u64) -> Self {
+        self.settings.min_transfer_rate = (bytes_per_second > 0).then_some(bytes_per_second);
+        self
+    }
+
     /// Also trusts `host` with the token (e.g. a proxy or emulator named in `session_endpoints`).
     pub fn trusted_host(mut self, host: impl Into<String>) -> Self {
         self.settings.core.trusted_hosts.push(host.into());
@@ -220,6 +297,44 @@ impl<W: Wire> ClientBuilder<W> {
     /// a server that refuses a part (401, 429, 5xx) can then answer before the part is sent.
     pub fn expect_continue(mut self, enabled: bool) -> Self {
         self.settings.expect_continue = enabled;
+        self
+    }
+
+    /// Sends every request through the HTTP proxy at `url` (`http://[user:password@]host[:port]`,
+    /// reached with `CONNECT`; its credentials go to the proxy alone and are never logged),
+    /// except hosts in `no_proxy` / `NO_PROXY` and loopback hosts (see
+    /// [`proxy_loopback`](Self::proxy_loopback)). The URL is checked when the client is built.
+    /// Default: curl's environment variables ([`ProxySetting::Environment`]).
+    pub fn proxy(self, url: impl Into<String>) -> Self {
+        self.proxy_setting(ProxySetting::Url(Secret::new(url.into())))
+    }
+
+    /// Which proxy to use: the environment's (the default), none ([`ProxySetting::Direct`],
+    /// whatever the environment says), or one URL.
+    pub fn proxy_setting(mut self, setting: ProxySetting) -> Self {
+        self.settings.proxy = setting;
+        self
+    }
+
+    /// Whether loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) go through the proxy too
+    /// (default no: a local emulator or test server is reached directly).
+    pub fn proxy_loopback(mut self, proxied: bool) -> Self {
+        self.settings.proxy_loopback = proxied;
+        self
+    }
+
+    /// Also trusts the certificate authorities in the PEM file at `path` (e.g. a company's TLS
+    /// inspection CA, or the emulator's `--tls` CA), in both transports, beside the platform's
+    /// and Mozilla's roots. Read when the client is built.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.ca_files.push(path.into());
+        self
+    }
+
+    /// Allows plain `http://` to hosts that are not loopback (default no): the token would cross
+    /// the network in cleartext. Loopback (an emulator) never needs it.
+    pub fn allow_insecure_http(mut self, allowed: bool) -> Self {
+        self.settings.core.allow_insecure_http = allowed;
         self
     }
 

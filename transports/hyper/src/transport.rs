@@ -3,19 +3,23 @@
 
 use crate::Error;
 use box_upload_core::{Transmit, TransportError, TransportErrorKind};
-use box_upload_driver::Settings;
+use box_upload_driver::{ProxyRules, Settings};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -23,20 +27,17 @@ use tracing::Instrument;
 /// copy), so the idle timer sees the upload progress.
 const BODY_SLICE: usize = 64 * 1024;
 
-/// Timeouts and pool size of the HTTP client.
-#[derive(Clone, Debug)]
-struct TransportSettings {
-    idle_timeout: Duration,
-    overall_timeout: Option<Duration>,
-    expect_continue: bool,
-}
-
 /// The HTTP client shared by every run of a [`Client`](crate::Client).
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
-    http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, PartBody>,
-    settings: TransportSettings,
+    http: HttpClient,
+    /// The timeouts and `Expect` setting (the client's settings, kept whole: the driver computes
+    /// each request's deadline from them).
+    settings: Arc<Settings>,
+    proxies: Arc<ProxyRules>,
 }
+
+type HttpClient = hyper_util::client::legacy::Client<HttpsConnector<Connector>, PartBody>;
 
 impl Transport {
     pub(crate) fn new(settings: &Settings) -> Result<Self, Error> {
@@ -44,23 +45,18 @@ impl Transport {
         connector.enforce_http(false);
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.connect_timeout));
+        let proxies = Arc::new(settings.proxy_rules()?);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_tls_config(tls_config(settings)?)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(connector);
+            .wrap_connector(Connector { http: connector, proxies: Arc::clone(&proxies) });
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.idle_timeout)
             .pool_max_idle_per_host(settings.pool_size())
             .build(https);
-        let settings = TransportSettings {
-            idle_timeout: settings.idle_timeout,
-            overall_timeout: settings.overall_timeout,
-            expect_continue: settings.expect_continue,
-        };
-        Ok(Self { http, settings })
+        Ok(Self { http, settings: Arc::new(settings.clone()), proxies })
     }
 
     /// Sends `transmit` and reads its answer (at most `max_response_bytes` of body). Redirects are
@@ -75,15 +71,17 @@ impl Transport {
             method = %request.method(),
             kind = %kind,
             path = request.uri().path(),
+            proxy = self.proxies.proxy_for(request.uri()).map(tracing::field::display),
         );
         async move {
             let started = Instant::now();
+            let deadline = self.settings.request_deadline(request.body().len());
             let activity = Arc::new(Activity::new(started));
             let request = request.map(|body| PartBody::new(body, Some(Arc::clone(&activity))));
             let exchange = exchange(&self.http, request, max_response_bytes, Arc::clone(&activity));
             let idle = watch_idle(&activity, self.settings.idle_timeout);
             let overall = async {
-                match self.settings.overall_timeout {
+                match deadline {
                     Some(d) => tokio::time::sleep_until(started + d).await,
                     None => std::future::pending().await,
                 }
@@ -91,10 +89,7 @@ impl Transport {
             let result = tokio::select! {
                 r = exchange => r,
                 e = idle => Err(e),
-                () = overall => Err(TransportError::new(
-                    TransportErrorKind::Timeout,
-                    format!("no complete answer within the overall timeout of {:?}", self.settings.overall_timeout.unwrap_or_default()),
-                )),
+                () = overall => Err(box_upload_driver::deadline_passed(deadline.unwrap_or_default())),
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match &result {
@@ -114,12 +109,13 @@ impl Transport {
 }
 
 async fn exchange(
-    http: &hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, PartBody>,
+    http: &HttpClient,
     request: http::Request<PartBody>,
     max_response_bytes: usize,
     activity: Arc<Activity>,
 ) -> Result<Response<Bytes>, TransportError> {
-    let response = http.request(request).await.map_err(|e| map_client_error(&e))?;
+    let host = request.uri().host().unwrap_or_default().to_owned();
+    let response = http.request(request).await.map_err(|e| map_client_error(&e, &host))?;
     activity.touch();
     let (parts, body) = response.into_parts();
     let touched = body.map_frame(move |frame| {
@@ -156,7 +152,10 @@ async fn watch_idle(activity: &Activity, idle: Duration) -> TransportError {
     }
 }
 
-fn map_client_error(e: &hyper_util::client::legacy::Error) -> TransportError {
+fn map_client_error(e: &hyper_util::client::legacy::Error, host: &str) -> TransportError {
+    if let Some(refused) = certificate_problem(e) {
+        return box_upload_driver::certificate_refused(host, &refused.to_string());
+    }
     let timed_out = source_chain(e)
         .any(|s| s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut));
     let kind = if timed_out {
@@ -185,6 +184,80 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         out.push_str(&s.to_string());
     }
     out
+}
+
+/// The rustls error behind a refused server certificate, wherever in the chain it sits.
+fn certificate_problem<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let tls = box_upload_driver::find_cause::<rustls::Error>(e)?;
+    matches!(tls, rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented).then_some(tls)
+}
+
+/// TLS trusting the driver's roots (the platform's, Mozilla's, the caller's CA files).
+fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(settings.root_certificates()?);
+    tracing::debug!(added, ignored, "TLS roots");
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Connects to a request's host directly or, when the driver's rules name a proxy for it,
+/// through that proxy with `CONNECT` (TLS then runs inside the tunnel, end to end).
+#[derive(Clone, Debug)]
+pub(crate) struct Connector {
+    http: HttpConnector,
+    proxies: Arc<ProxyRules>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<http::Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        tower_service::Service::<http::Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: http::Uri) -> Self::Future {
+        let Some(proxy) = self.proxies.proxy_for(&dst).cloned() else {
+            let connecting = self.http.call(dst);
+            return Box::pin(async move { connecting.await.map_err(Into::into) });
+        };
+        let mut tunnel = Tunnel::new(proxy.uri(), self.http.clone());
+        if let Some(auth) = proxy.authorization() {
+            tunnel = tunnel.with_auth(auth);
+        }
+        // CONNECT names the port: the tunnel would take 443 for a URL without one.
+        let target = with_port(&dst);
+        Box::pin(async move {
+            let tunnelled = tower_service::Service::call(&mut tunnel, target).await;
+            tunnelled
+                .map_err(|e| -> BoxError { Box::new(ProxyError { proxy: proxy.to_string(), source: Box::new(e) }) })
+        })
+    }
+}
+
+/// A tunnel through a proxy that failed; says which proxy (never its credentials).
+#[derive(Debug, thiserror::Error)]
+#[error("through proxy {proxy}")]
+struct ProxyError {
+    proxy: String,
+    source: BoxError,
+}
+
+/// `uri` with its port spelled out (80 for http, 443 for https).
+fn with_port(uri: &http::Uri) -> http::Uri {
+    if uri.port_u16().is_some() {
+        return uri.clone();
+    }
+    let scheme = uri.scheme_str().unwrap_or("https");
+    let port = if scheme.eq_ignore_ascii_case("http") { 80 } else { 443 };
+    format!("{scheme}://{}:{port}", uri.host().unwrap_or_default()).parse().unwrap_or_else(|_| uri.clone())
 }
 
 /// When bytes last moved on a request.

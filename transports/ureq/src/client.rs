@@ -22,10 +22,17 @@ box_upload_driver::client!(
 impl Client {
     /// A client around an existing core client and ureq agent. The agent must not follow
     /// redirects and must return every status as a response (`max_redirects(0)`,
-    /// `http_status_as_error(false)`).
+    /// `http_status_as_error(false)`); its own proxy and TLS settings apply to every request.
     #[must_use]
     pub fn from_parts(core: box_upload_core::Client, agent: ureq::Agent) -> Self {
-        Self { core, wire: Agent { agent, expect_continue: true }, parts_in_flight: None }
+        let wire = Agent {
+            agent,
+            expect_continue: true,
+            proxies: std::sync::Arc::new(box_upload_driver::ProxyRules::direct()),
+            proxied: std::sync::Arc::default(),
+            settings: None,
+        };
+        Self { core, wire, parts_in_flight: None }
     }
 
     /// The shared ureq agent.

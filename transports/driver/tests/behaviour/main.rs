@@ -19,16 +19,20 @@
 //! - [`events`]: the event and progress callbacks.
 //! - [`transport`]: timeouts, refused connections, redirects, bounded answers, the builder, logs.
 //! - [`replay`]: every recorded fixture replayed through the transport.
+//! - [`network`]: TLS to the emulator's CA, certificate errors, a `CONNECT` proxy
+//!   ([`connect_proxy`]), proxy credentials, loopback never proxied, plain http refused.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod harness;
 
 mod cancel;
 mod commit_confirm;
+mod connect_proxy;
 mod events;
 mod faults;
 #[cfg(unix)]
 mod file_changes;
+mod network;
 mod operations;
 mod replay;
 mod round_trips;
