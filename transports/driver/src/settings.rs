@@ -254,8 +254,9 @@ impl<W: Wire> ClientBuilder<W> {
         self
     }
 
-    /// The longest one request may take in all, body included (default: no limit; the idle
-    /// timeout catches stalls). Parts are large: leave room for the slowest link.
+    /// The longest one request may take in all, body included (default: no fixed limit; the
+    /// idle timeout catches stalls and [`min_transfer_rate`](Self::min_transfer_rate) a
+    /// trickle). Parts are large: leave room for the slowest link.
     pub fn overall_timeout(mut self, timeout: Duration) -> Self {
         self.settings.overall_timeout = Some(timeout);
         self

@@ -1,5 +1,7 @@
 //! Async (tokio + hyper) transport for [`box_upload_core`]: Box's chunked-upload API over a pooled
-//! keep-alive HTTP/1.1 client, HTTPS through rustls (ring, Mozilla roots), plain HTTP for loopback.
+//! keep-alive HTTP/1.1 client, HTTPS through rustls (ring; the platform's, Mozilla's and the
+//! caller's roots), through an HTTP `CONNECT` proxy where the driver's rules say, plain HTTP for
+//! loopback.
 //!
 //! The transport only moves bytes. The core decides everything else: which request comes next,
 //! the token, retries and backoff, what an answer means. Everything above the wire (sources,

@@ -35,9 +35,10 @@
 //! ([`Client::create_upload_session`], [`Client::upload_file_part_by_id`], ...), and
 //! [`Client::run`] / [`Client::drive`] run any core operation or machine.
 //!
-//! HTTPS uses rustls with the webpki roots; plain HTTP is for loopback emulators. Each request is
-//! logged with `tracing` at debug level (kind, method, path, status, time) — never headers or
-//! bodies, so never the token.
+//! HTTPS uses rustls with the driver's roots (the platform's, Mozilla's, the caller's CA files),
+//! through an HTTP `CONNECT` proxy where the driver's rules say; plain HTTP is for loopback.
+//! Each request is logged with `tracing` at debug level (kind, method, path, status, time) —
+//! never headers or bodies, so never the token.
 
 #![forbid(unsafe_code)]
 
