@@ -126,6 +126,10 @@ pub(crate) struct Global {
     /// Parts in flight at once during an upload (memory is about this many parts).
     #[arg(long, global = true, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) parallel: u32,
+    /// Refuse (and abort) an upload session whose part size is over BYTES: memory holds up to
+    /// --parallel + 1 parts (default 536870912, 512 MiB).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_part_size: Option<u64>,
     /// Log each request to stderr (-v), more detail with -vv. The token is never logged.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,

@@ -59,6 +59,8 @@ pub(crate) struct Settings {
     pub(crate) auth: Auth,
     /// `--parallel`.
     pub(crate) parallel: usize,
+    /// `--max-part-size` (unset: the core's default).
+    pub(crate) max_part_size: Option<u64>,
     /// `--proxy` (unset: the environment's, as curl reads it).
     pub(crate) proxy: Option<Secret>,
     /// `--ca-file`.
@@ -75,6 +77,9 @@ impl Settings {
     /// The builder of either transport, configured the same way.
     fn configure<W: Wire>(&self, builder: ClientBuilder<W>) -> Result<ClientBuilder<W>, Failure> {
         let mut builder = builder.upload_base(&self.upload_base).parts_in_flight(self.parallel);
+        if let Some(max) = self.max_part_size {
+            builder = builder.max_part_size(max);
+        }
         if let Some(api) = &self.api_base {
             builder = builder.api_base(api);
         }

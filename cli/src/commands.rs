@@ -58,6 +58,7 @@ fn settings(global: &Global, auth: Option<Auth>) -> Result<Settings, Failure> {
         api_base: global.api_url.clone(),
         auth,
         parallel: global.parallel as usize,
+        max_part_size: global.max_part_size,
         proxy: global.proxy.clone(),
         ca_files: global.ca_file.clone(),
         allow_insecure_http: global.allow_insecure_http,

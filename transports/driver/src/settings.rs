@@ -235,7 +235,9 @@ impl<W: Wire> ClientBuilder<W> {
     }
 
     /// Parts read and on the wire at once for every big upload of this client, overriding the
-    /// request's own setting. Memory is bounded by about `(n + 1) × part_size`.
+    /// request's own setting. Memory for parts is at most `(n + 1) × part_size` (n parts held,
+    /// one more while the transport lets go of a sent one), and `part_size` is at most
+    /// [`max_part_size`](Self::max_part_size).
     pub fn parts_in_flight(mut self, n: usize) -> Self {
         self.settings.core.parts_in_flight = Some(n);
         self
@@ -285,6 +287,18 @@ impl<W: Wire> ClientBuilder<W> {
     /// The most bytes of an answer body read (default: the core's, 4 MiB).
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.settings.core.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// The largest `part_size` a big upload accepts (default
+    /// [`DEFAULT_MAX_PART_SIZE`](box_upload_core::DEFAULT_MAX_PART_SIZE), 512 MiB). Box chooses
+    /// the part size; a session with larger parts (a server may answer up to the whole file) is
+    /// refused with
+    /// [`ProtocolError::PartSizeTooLarge`](box_upload_core::ProtocolError::PartSizeTooLarge)
+    /// and aborted before anything is read, and so is the resume of a checkpoint with larger
+    /// parts. With it, memory for parts stays under `(parts in flight + 1) × max_part_size`.
+    pub fn max_part_size(mut self, bytes: u64) -> Self {
+        self.settings.core.max_part_size = Some(bytes);
         self
     }
 

@@ -10,6 +10,8 @@
 //!   `drive_with` a `BigUpload` from `core().start_upload`, `run`/`drive`, input refused.
 //! - [`operations`]: the single operations, by id and by `session_endpoints` URL.
 //! - [`faults`]: the emulator's injected faults and retries, Client Credentials.
+//! - [`big_sessions`]: sessions of 2,000 and 10,000 parts losing part answers, list pages of 1,
+//!   2 and 1000, 1 to 8 in flight; the cap on `part_size`.
 //! - [`cancel`]: cancel (abort or keep the session), resume from the checkpoint, checkpoints
 //!   that cannot be written, a checkpoint in use, resume refused for another file.
 //! - [`file_changes`]: a file that grows, whose mtime changes, or that is rewritten in place with
@@ -25,6 +27,7 @@
 
 mod harness;
 
+mod big_sessions;
 mod cancel;
 mod commit_confirm;
 mod connect_proxy;
