@@ -218,8 +218,9 @@ pub struct ClientError {
     pub request_id: Option<String>,
 }
 
-/// The answer to a preflight check that finds no conflict (Box's `UploadUrl`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to a preflight check that finds no conflict (Box's `UploadUrl`). Its `Debug`
+/// hides the upload token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadUrl {
     /// Where a direct upload of the file would go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +228,25 @@ pub struct UploadUrl {
     /// A token for that upload, when Box gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_token: Option<String>,
+}
+
+impl std::fmt::Debug for UploadUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadUrl")
+            .field("upload_url", &self.upload_url)
+            .field("upload_token", &self.upload_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod upload_url_tests {
+    #[test]
+    fn debug_hides_the_upload_token() {
+        let url = super::UploadUrl { upload_url: Some("https://u".into()), upload_token: Some("s3cr3t".into()) };
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("s3cr3t") && shown.contains("[redacted]"), "{shown}");
+    }
 }
 
 /// A file that holds the name an upload wants (Box's `FileConflict`, in the `conflicts` of a
