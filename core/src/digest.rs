@@ -6,7 +6,9 @@ use sha1::{Digest as _, Sha1};
 use std::fmt;
 
 mod lanes;
+mod sha512;
 use lanes::Sha1State;
+pub use sha512::{PartSha512, Sha512Digest};
 
 /// A SHA-1 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,8 +95,8 @@ pub enum DigestError {
     /// The digest is not 20 bytes.
     #[error("digest is not 20 bytes long")]
     WrongLength,
-    /// The hex string is not 40 hex digits.
-    #[error("sha1 is not 40 hex digits")]
+    /// The hex string is not 40 hex digits (128 for a SHA-512).
+    #[error("digest is not the right number of hex digits")]
     BadHex,
 }
 

@@ -305,6 +305,7 @@ fn context_of(kind: RequestKind) -> &'static str {
         RequestKind::ListParts => "session_endpoints.list_parts",
         RequestKind::AbortSession => "session_endpoints.abort",
         RequestKind::GetSession => "session_endpoints.status",
+        RequestKind::PlanSession => "session_endpoints.plan",
         RequestKind::GetFile | RequestKind::PreflightFileUpload => "the API base URL",
         _ => "the upload base URL",
     }

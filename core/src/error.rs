@@ -170,6 +170,12 @@ pub enum InputError {
     /// A header the caller gave that is not valid.
     #[error("header {0:?} is not valid")]
     BadHeader(String),
+    /// A plan asks about 1 to 1000 parts, each offset once, each with 128 hex digits of SHA-512.
+    #[error("a plan asks about 1 to 1000 parts, each offset once with a 128-hex-digit sha512; got {count} parts")]
+    PlanParts {
+        /// How many parts were given.
+        count: usize,
+    },
     /// Zero parts in flight.
     #[error("parts in flight must be at least 1")]
     ZeroParallelism,
@@ -278,6 +284,13 @@ pub enum ProtocolError {
         /// The part's offset.
         offset: u64,
         /// What differs.
+        detail: String,
+    },
+    /// A plan's answer that does not fit the parts asked about (a part answered twice or not at
+    /// all, one not asked about, another size or SHA-512, a `part_id` not of Box's form).
+    #[error("plan upload session: Box's answer does not fit the parts asked about: {detail}")]
+    BadPlan {
+        /// What does not fit.
         detail: String,
     },
     /// The committed file is not the one uploaded.

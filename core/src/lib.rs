@@ -58,7 +58,7 @@ pub use buffers::PartBuffers;
 pub use call::Call;
 pub use client::{Client, SourceFacts};
 pub use content_range::{ContentRange, ContentRangeError};
-pub use digest::{DigestError, FileHasher, Sha1Digest};
+pub use digest::{DigestError, FileHasher, PartSha512, Sha1Digest, Sha512Digest};
 pub use error::{
     ApiError, AuthError, Error, InputError, ProtocolError, SourceError, TransportError, TransportErrorKind,
     UntrustedHost,

@@ -33,6 +33,8 @@ pub enum RequestKind {
     GetFile,
     /// The preflight check of a new file (`OPTIONS /2.0/files/content` on the API host).
     PreflightFileUpload,
+    /// Ask which parts of a session Box already holds (the session's plan).
+    PlanSession,
 }
 
 impl fmt::Display for RequestKind {
@@ -48,6 +50,7 @@ impl fmt::Display for RequestKind {
             RequestKind::CommitSession => "commit upload session",
             RequestKind::GetFile => "get file",
             RequestKind::PreflightFileUpload => "preflight file upload",
+            RequestKind::PlanSession => "plan upload session",
         })
     }
 }

@@ -53,6 +53,9 @@ pub struct SessionEndpoints {
     /// Box's event log endpoint for the session (not used by uploads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_event: Option<String>,
+    /// `POST` a plan here: which parts Box already holds (2026, box-openapi #616).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 /// One uploaded part, as Box echoes it and as the commit lists it.
@@ -275,4 +278,59 @@ pub struct FileConflict {
     /// The current version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_version: Option<FileVersion>,
+}
+
+/// A part as an upload session's plan names it: where it is, how long, and the SHA-512 of its
+/// bytes in hex.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlanPart {
+    /// Byte offset of the part in the file.
+    #[serde(default)]
+    pub offset: u64,
+    /// Part size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Hex SHA-512 of the part's bytes.
+    #[serde(default)]
+    pub sha512: String,
+}
+
+/// A part Box already holds, as a plan answers it: the part asked about and Box's id for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PlanHit {
+    /// Byte offset of the part in the file.
+    #[serde(default)]
+    pub offset: u64,
+    /// Part size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Hex SHA-512 of the part's bytes.
+    #[serde(default)]
+    pub sha512: String,
+    /// Box's id for the part it holds.
+    #[serde(default)]
+    pub part_id: String,
+}
+
+impl PlanHit {
+    /// The part asked about, without Box's id.
+    #[must_use]
+    pub fn part(&self) -> PlanPart {
+        PlanPart { offset: self.offset, size: self.size, sha512: self.sha512.clone() }
+    }
+}
+
+/// The answer to a plan (`POST .../plan`): which parts Box already holds (`hits`) and which it
+/// needs (`misses`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSessionPlan {
+    /// The session planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_session_id: Option<String>,
+    /// Parts Box holds already.
+    #[serde(default)]
+    pub hits: Vec<PlanHit>,
+    /// Parts Box needs.
+    #[serde(default)]
+    pub misses: Vec<PlanPart>,
 }

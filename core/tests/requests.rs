@@ -194,3 +194,16 @@ fn upload_big_file() {
         .collect();
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+#[test]
+fn plan_upload_session_by_id_and_by_url() {
+    use box_upload_core::models::PlanPart;
+    use box_upload_core::Sha512Digest;
+    let parts = vec![
+        PlanPart { offset: 0, size: 8388608, sha512: Sha512Digest::of(b"part 0").to_hex() },
+        PlanPart { offset: 8388608, size: 3211392, sha512: Sha512Digest::of(b"part 1").to_hex() },
+    ];
+    let by_id = first_request(PlanUploadSession::by_id(SESSION, parts.clone()).unwrap());
+    assert_eq!(by_id, first_request(PlanUploadSession::by_url(format!("{URL}/plan"), parts).unwrap()));
+    insta::assert_snapshot!(by_id);
+}

@@ -11,6 +11,7 @@ mod create_session_for_file;
 mod get_file;
 mod get_session;
 mod list_parts;
+mod plan_session;
 mod preflight_file_upload;
 mod upload_part;
 
@@ -22,6 +23,7 @@ pub use create_session_for_file::CreateUploadSessionForFile;
 pub use get_file::GetFile;
 pub use get_session::GetUploadSession;
 pub use list_parts::{ListUploadSessionParts, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
+pub use plan_session::{PlanUploadSession, MAX_PLAN_PARTS};
 pub use preflight_file_upload::{PreflightCheck, PreflightFileUpload};
 pub use upload_part::UploadFilePart;
 
