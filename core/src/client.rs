@@ -3,6 +3,7 @@
 use crate::auth::{SharedTokenSource, TokenSource};
 use crate::call::Call;
 use crate::error::InputError;
+use crate::file_upload::{with_timestamps, FileUpload, FileUploadOptions};
 use crate::operations::{CommitUploadSession, Operation, SessionRef};
 use crate::session_tools::{CommitAndWait, ListAllParts};
 use crate::upload::{BigUpload, Checkpoint, ResumeOptions, UploadRequest};
@@ -96,24 +97,30 @@ impl Client {
     /// request's. Every driver starts uploads through here, so they all decide alike.
     pub fn start_upload(
         &self,
-        mut request: UploadRequest,
+        request: UploadRequest,
         source: &SourceFacts,
         parts_in_flight: Option<usize>,
     ) -> Result<BigUpload, InputError> {
-        if let Some(n) = parts_in_flight {
-            request.parts_in_flight = n;
+        self.big_upload(fill_request(request, source, parts_in_flight)?)
+    }
+
+    /// The upload of a file of any size from a source a driver knows, as [`FileUpload`] does
+    /// it: direct below `options.chunked_from`, in an upload session from it. The source's size
+    /// and fingerprint fill the request as in [`start_upload`](Self::start_upload), and its
+    /// timestamps (`options.modified`, `options.created`) go into the attributes unless they
+    /// hold their own.
+    pub fn file_upload(
+        &self,
+        request: UploadRequest,
+        source: &SourceFacts,
+        parts_in_flight: Option<usize>,
+        options: FileUploadOptions,
+    ) -> Result<FileUpload, InputError> {
+        let request = with_timestamps(fill_request(request, source, parts_in_flight)?, &options);
+        if request.parts_in_flight == 0 {
+            return Err(InputError::ZeroParallelism);
         }
-        if let Some(actual) = source.size {
-            if request.file_size == 0 {
-                request.file_size = actual;
-            } else if request.file_size != actual {
-                return Err(InputError::SizeMismatch { declared: request.file_size, actual });
-            }
-        }
-        if request.source_fingerprint.is_none() {
-            request.source_fingerprint.clone_from(&source.fingerprint);
-        }
-        self.big_upload(request)
+        Ok(FileUpload::new(self, request, options))
     }
 
     /// The resume of `checkpoint` from a source a driver knows: the source's size and
@@ -137,6 +144,29 @@ impl Client {
         }
         self.resume(checkpoint, options)
     }
+}
+
+/// `request` with what the source says: its size when the request gives 0 (another size is
+/// refused), its fingerprint unless the request names one, and the client's parts in flight.
+fn fill_request(
+    mut request: UploadRequest,
+    source: &SourceFacts,
+    parts_in_flight: Option<usize>,
+) -> Result<UploadRequest, InputError> {
+    if let Some(n) = parts_in_flight {
+        request.parts_in_flight = n;
+    }
+    if let Some(actual) = source.size {
+        if request.file_size == 0 {
+            request.file_size = actual;
+        } else if request.file_size != actual {
+            return Err(InputError::SizeMismatch { declared: request.file_size, actual });
+        }
+    }
+    if request.source_fingerprint.is_none() {
+        request.source_fingerprint.clone_from(&source.fingerprint);
+    }
+    Ok(request)
 }
 
 /// What a driver knows of its source before an upload starts: its size (files and bytes know

@@ -20,12 +20,14 @@ struct Template {
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    /// Kept for every send: a direct upload's [`SourceBody`](crate::SourceBody) rides here.
+    extensions: http::Extensions,
 }
 
 impl Template {
     fn from_request(request: Request<Bytes>) -> Self {
         let (parts, body) = request.into_parts();
-        Self { method: parts.method, uri: parts.uri, headers: parts.headers, body }
+        Self { method: parts.method, uri: parts.uri, headers: parts.headers, body, extensions: parts.extensions }
     }
 
     fn build(&self) -> Request<Bytes> {
@@ -33,6 +35,7 @@ impl Template {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
+        *request.extensions_mut() = self.extensions.clone();
         request
     }
 }

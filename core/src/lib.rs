@@ -40,6 +40,7 @@ mod content_range;
 mod digest;
 mod dispatch;
 mod error;
+mod file_upload;
 mod machine;
 pub mod models;
 pub mod operations;
@@ -63,6 +64,7 @@ pub use error::{
     ApiError, AuthError, Error, InputError, ProtocolError, SourceError, TransportError, TransportErrorKind,
     UntrustedHost,
 };
+pub use file_upload::{rfc3339, FileUpload, FileUploadOptions, OnConflict, DEFAULT_CHUNKED_FROM};
 pub use machine::{
     Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
 };
@@ -72,6 +74,7 @@ pub use policy::{
     DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE,
 };
 pub use response::api_error;
+pub use operations::{SourceBody, MAX_DIRECT_UPLOAD_SIZE};
 pub use retry::{retry_after, Jitter, RetryPolicy};
 pub use session_tools::{CommitAndWait, ListAllParts};
 pub use upload::{

@@ -35,6 +35,8 @@ pub enum RequestKind {
     PreflightFileUpload,
     /// Ask which parts of a session Box already holds (the session's plan).
     PlanSession,
+    /// A direct upload (`POST /2.0/files/content` or `/2.0/files/{id}/content`).
+    UploadFile,
 }
 
 impl fmt::Display for RequestKind {
@@ -51,6 +53,7 @@ impl fmt::Display for RequestKind {
             RequestKind::GetFile => "get file",
             RequestKind::PreflightFileUpload => "preflight file upload",
             RequestKind::PlanSession => "plan upload session",
+            RequestKind::UploadFile => "upload file",
         })
     }
 }

@@ -1,5 +1,6 @@
-//! Box's chunked-upload operations, one module each, and the two API-host operations an upload
-//! needs to confirm a commit whose answer was lost ([`GetFile`], [`PreflightFileUpload`]). An
+//! Box's chunked-upload operations, one module each, the direct upload ([`UploadFile`]), and the
+//! two API-host operations an upload needs before it starts and to confirm a commit whose answer
+//! was lost ([`GetFile`], [`PreflightFileUpload`]). An
 //! operation builds an `http::Request` (without `Authorization`, which
 //! [`Config::authorize`](crate::Config::authorize) adds) and parses the answer into its typed
 //! result or an [`Error`].
@@ -13,6 +14,7 @@ mod get_session;
 mod list_parts;
 mod plan_session;
 mod preflight_file_upload;
+mod upload_file;
 mod upload_part;
 
 pub use abort_session::DeleteUploadSession;
@@ -24,7 +26,9 @@ pub use get_file::GetFile;
 pub use get_session::GetUploadSession;
 pub use list_parts::{ListUploadSessionParts, MAX_LIST_LIMIT, MAX_LIST_OFFSET};
 pub use plan_session::{PlanUploadSession, MAX_PLAN_PARTS};
+pub(crate) use preflight_file_upload::conflicts as conflicts_of;
 pub use preflight_file_upload::{PreflightCheck, PreflightFileUpload};
+pub use upload_file::{SourceBody, UploadFile, MAX_DIRECT_UPLOAD_SIZE};
 pub use upload_part::UploadFilePart;
 
 use crate::error::{Error, InputError};
