@@ -17,7 +17,7 @@ mod serve;
 
 pub use emulator::{
     BlockingEmulator, ConflictsShape, CounterSnapshot, EchoField, Emulator, EmulatorBuilder, EmulatorError,
-    FaultAction, FaultRule, Faults, FileInfo, Op, RequestOutcome, RequestRecord, Trigger, DEFAULT_PART_SIZE,
+    FaultAction, FaultRule, Faults, FileInfo, Op, PlanMode, RequestOutcome, RequestRecord, Trigger, DEFAULT_PART_SIZE,
     MAX_LIST_LIMIT, MAX_LIST_OFFSET, MIN_FILE_SIZE,
 };
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use box_upload_conformance::{
-    Emulator, FaultAction, Faults, Op, RequestOutcome, RequestRecord, Trigger, MAX_LIST_LIMIT,
+    Emulator, FaultAction, Faults, Op, PlanMode, RequestOutcome, RequestRecord, Trigger, MAX_LIST_LIMIT,
 };
 use clap::Parser;
 
@@ -57,8 +57,13 @@ struct Args {
     /// Lifetime of issued tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
     token_lifetime: u64,
+    /// How the plan of a session answers: `added` (hits join the session as stored parts),
+    /// `not-added` (hits answered, nothing added: a client must upload them after all) or `off`
+    /// (404, no plan URL in session_endpoints).
+    #[arg(long, value_enum, default_value_t = PlanArg::Added)]
+    plan: PlanArg,
     /// Wait this many milliseconds before handling each upload-session request (create, get,
-    /// part, list, commit, abort): a stand-in for the round trip and server time of real Box.
+    /// part, list, commit, abort, plan): a stand-in for the round trip and server time of real Box.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Seed for ids and probabilistic faults.
@@ -87,6 +92,14 @@ struct Args {
     /// `withheld` by a fault, or `closed` before an answer) and `elapsed_ms`.
     #[arg(long, value_name = "FILE")]
     request_log: Option<PathBuf>,
+}
+
+/// `--plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PlanArg {
+    Added,
+    NotAdded,
+    Off,
 }
 
 /// The token to accept, once the listen address is allowed: loopback, or another address with
@@ -123,7 +136,7 @@ fn faults(args: &Args) -> Faults {
     let mut faults = Faults::none();
     if args.latency_ms > 0 {
         let delay = FaultAction::Delay(Duration::from_millis(args.latency_ms));
-        faults = [Op::CreateSession, Op::GetSession, Op::UploadPart, Op::ListParts, Op::Commit, Op::Abort]
+        faults = [Op::CreateSession, Op::GetSession, Op::UploadPart, Op::ListParts, Op::Commit, Op::Abort, Op::Plan]
             .into_iter()
             .fold(faults, |f, op| f.rule(op, Trigger::Always, delay.clone()));
     }
@@ -189,6 +202,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .seed(args.seed)
         .discard_content(args.discard_content)
         .list_page_size(args.list_page_size)
+        .plan_mode(match args.plan {
+            PlanArg::Added => PlanMode::AddHits,
+            PlanArg::NotAdded => PlanMode::HitsNotAdded,
+            PlanArg::Off => PlanMode::Off,
+        })
         .faults(faults);
     if let Some(path) = &args.ca_out {
         builder = builder.ca_out(path);

@@ -32,11 +32,13 @@ pub enum Op {
     Other,
     /// `OPTIONS /2.0/files/content` and `OPTIONS /2.0/files/{id}/content` (preflight checks).
     Preflight,
+    /// `POST /2.0/files/upload_sessions/{id}/plan`.
+    Plan,
 }
 
 impl Op {
     /// Every kind, in a fixed order (the index used by the counters).
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Token,
         Op::CreateSession,
         Op::GetSession,
@@ -47,6 +49,7 @@ impl Op {
         Op::File,
         Op::Other,
         Op::Preflight,
+        Op::Plan,
     ];
 
     pub(crate) fn index(self) -> usize {

@@ -24,6 +24,7 @@ mod auth;
 mod clock;
 mod errors;
 mod faults;
+mod plan;
 mod request_log;
 mod routes;
 mod sessions;
@@ -42,6 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use faults::{EchoField, FaultAction, FaultRule, Faults, Op, Trigger};
+pub use plan::PlanMode;
 pub use request_log::{RequestOutcome, RequestRecord};
 pub use sessions::{ConflictsShape, FileInfo};
 
@@ -137,6 +139,8 @@ pub(crate) struct Config {
     pub(crate) min_file_size: u64,
     pub(crate) max_file_size: u64,
     pub(crate) max_json_body: usize,
+    /// How the plan of a session answers and whether hits join the session.
+    pub(crate) plan_mode: PlanMode,
 }
 
 /// Request and data counters, readable at any time through [`Emulator::counters`].
@@ -249,6 +253,7 @@ impl Default for EmulatorBuilder {
                 min_file_size: MIN_FILE_SIZE,
                 max_file_size: 1 << 40,
                 max_json_body: 1 << 20,
+                plan_mode: PlanMode::AddHits,
             },
             faults: Faults::default(),
             seed: 0,
@@ -396,6 +401,15 @@ impl EmulatorBuilder {
     #[must_use]
     pub fn discard_content(mut self, yes: bool) -> Self {
         self.discard_content = yes;
+        self
+    }
+
+    /// How the plan of a session (`POST .../plan`) answers: hits added to the session (the
+    /// default), hits answered but not added (to test a client's fallback), or no plan at all
+    /// (404). The rule for hits is in the crate README.
+    #[must_use]
+    pub fn plan_mode(mut self, mode: PlanMode) -> Self {
+        self.config.plan_mode = mode;
         self
     }
 

@@ -60,6 +60,8 @@ enum Route {
     Abort(String),
     ListParts(String),
     Commit(String),
+    /// The plan of a session (`POST .../plan`).
+    Plan(String),
     LogEvent(String),
     FileInfo(String),
     FileContent(String),
@@ -79,6 +81,7 @@ impl Route {
             Route::Abort(_) => Op::Abort,
             Route::ListParts(_) => Op::ListParts,
             Route::Commit(_) => Op::Commit,
+            Route::Plan(_) => Op::Plan,
             Route::FileInfo(_) | Route::FileContent(_) => Op::File,
             Route::Preflight(_) => Op::Preflight,
             Route::MethodNotAllowed(op) => *op,
@@ -116,6 +119,10 @@ fn classify(method: &Method, path: &str) -> Route {
         ["files", "upload_sessions", id, "commit"] => match m {
             Method::POST => Route::Commit((*id).to_string()),
             _ => Route::MethodNotAllowed(Op::Commit),
+        },
+        ["files", "upload_sessions", id, "plan"] => match m {
+            Method::POST => Route::Plan((*id).to_string()),
+            _ => Route::MethodNotAllowed(Op::Plan),
         },
         ["files", "upload_sessions", id, "log"] => match m {
             Method::POST => Route::LogEvent((*id).to_string()),
@@ -296,7 +303,7 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
         Route::CreateVersion(file_id) => create_session(shared, req, Some(file_id)).await,
         Route::GetSession(id) => {
             let session = shared.store.session(&id)?;
-            Ok(json_response(StatusCode::OK, &session.to_json(&shared.endpoint_base())))
+            Ok(json_response(StatusCode::OK, &super::plan::session_json(shared, &session)))
         }
         Route::UploadPart(id) => upload_part(shared, req, &id, plan).await,
         Route::Abort(id) => {
@@ -307,6 +314,15 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
         }
         Route::ListParts(id) => list_parts(shared, &req, &id, plan),
         Route::Commit(id) => commit(shared, req, &id, plan).await,
+        Route::Plan(id) => {
+            let session = shared.store.session(&id)?;
+            if shared.config.plan_mode == super::PlanMode::Off {
+                drain(req.into_body(), DRAIN_LIMIT).await;
+                return Err(ApiError::not_found("Not Found").into());
+            }
+            let body = read_json(shared, req).await?;
+            Ok(json_response(StatusCode::OK, &super::plan::answer(shared, session, &body).await?))
+        }
         Route::LogEvent(id) => {
             shared.store.session(&id)?;
             let mut res = Response::new(body::empty());
@@ -539,7 +555,7 @@ async fn create_session(shared: &Arc<Shared>, req: Request<Incoming>, file_id: O
     let (target, file_size) = target;
     let part_size = shared.config.part_size.for_size(file_size);
     let session = shared.store.create_session(target, file_size, part_size, shared.config.session_lifetime)?;
-    Ok(json_response(StatusCode::CREATED, &session.to_json(&shared.endpoint_base())))
+    Ok(json_response(StatusCode::CREATED, &super::plan::session_json(shared, &session)))
 }
 
 /// Parses `bytes <first>-<last>/<total>`.

@@ -272,6 +272,7 @@ impl Session {
                 "list_parts": format!("{url}/parts"),
                 "status": url,
                 "log_event": format!("{url}/log"),
+                "plan": format!("{url}/plan"),
             },
             "session_expires_at": rfc3339(self.expires_at),
             "id": self.id,
