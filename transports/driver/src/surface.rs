@@ -329,6 +329,25 @@ macro_rules! client_surface {
             self.run(op.with_conditions(if_match, if_none_match)) $($await)*
         }
 
+        /// `POST /files/upload_sessions/{id}/plan`: which of these parts (offset, size, SHA-512)
+        /// Box holds already. The answer is checked against the parts asked about.
+        pub $($async)* fn plan_upload_session_by_id(
+            &self,
+            session_id: impl Into<String>,
+            parts: Vec<$crate::core::models::PlanPart>,
+        ) -> Result<$crate::core::models::UploadSessionPlan, $crate::Error> {
+            self.run($crate::core::operations::PlanUploadSession::by_id(session_id, parts)?) $($await)*
+        }
+
+        /// `POST` the session's `session_endpoints.plan` URL.
+        pub $($async)* fn plan_upload_session_by_url(
+            &self,
+            url: impl Into<String>,
+            parts: Vec<$crate::core::models::PlanPart>,
+        ) -> Result<$crate::core::models::UploadSessionPlan, $crate::Error> {
+            self.run($crate::core::operations::PlanUploadSession::by_url(url, parts)?) $($await)*
+        }
+
         /// `GET /2.0/files/{id}` on the API host: the file's standard fields, or the mini file
         /// and `fields` when some are named.
         pub $($async)* fn get_file(

@@ -19,6 +19,8 @@
 //! - [`commit_confirm`]: a commit whose answer is lost, confirmed from the file on the API host
 //!   (or reported as of unknown outcome); `get_file` and `preflight_file_upload`.
 //! - [`events`]: the event and progress callbacks.
+//! - [`plan`]: the plan of an upload session, by id and URL; deduplicated new versions with hits
+//!   added to the session, hits not added (the fallback) and no plan at all.
 //! - [`transport`]: timeouts, refused connections, redirects, bounded answers, the builder, logs.
 //! - [`replay`]: every recorded fixture replayed through the transport.
 //! - [`network`]: TLS to the emulator's CA, certificate errors, a `CONNECT` proxy
@@ -37,6 +39,7 @@ mod faults;
 mod file_changes;
 mod network;
 mod operations;
+mod plan;
 mod replay;
 mod round_trips;
 mod transport;
