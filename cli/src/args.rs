@@ -286,6 +286,19 @@ pub(crate) enum SessionCommand {
         #[arg(long, conflicts_with = "offset")]
         all: bool,
     },
+    /// Which parts of a file Box holds already (POST .../plan, or session_endpoints.plan): the
+    /// SHA-512 of each part on the session's grid; prints the plan (hits and misses) as JSON.
+    Plan {
+        /// The session.
+        #[command(flatten)]
+        session: SessionRef,
+        /// The file to plan.
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        /// The session's part_size (default: asked of the session, by id).
+        #[arg(long, value_name = "BYTES")]
+        part_size: Option<u64>,
+    },
     /// Commit a session (POST .../commit, or session_endpoints.commit).
     ///
     /// The parts come from `session parts` JSON output (an UploadParts object, or a JSON array of

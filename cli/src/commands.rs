@@ -312,6 +312,9 @@ fn session(global: &Global, cmd: SessionCommand) -> Result<(), Failure> {
             let parts = backend(global)?.run(op).map_err(|f| f.context("session parts failed"))?;
             print_json(&parts)
         }
+        SessionCommand::Plan { session, file, part_size } => {
+            crate::plan::session_plan(&backend(global)?, session.target(), &file, part_size)
+        }
         SessionCommand::Commit { session, parts, digest, file, if_match, if_none_match } => {
             if parts.is_none()
                 && global.token_file.is_none()

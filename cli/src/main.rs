@@ -9,6 +9,7 @@ mod emulator;
 mod failure;
 mod interrupt;
 mod output;
+mod plan;
 mod progress;
 
 use clap::Parser;
