@@ -2,7 +2,7 @@
 //! retries. Machines submit jobs and get back completions; only answers that are final reach them.
 
 use crate::auth::{AccessToken, SharedTokenSource, TokenPoll};
-use crate::error::{AuthError, Error, TransportError};
+use crate::error::{AuthError, Error, TransportError, TransportErrorKind};
 use crate::machine::{Event, RequestId, RequestKind, Transmit};
 use crate::response::api_error;
 use crate::retry::{retry_after, Jitter};
@@ -60,8 +60,9 @@ pub(crate) enum Completion<J> {
     /// `maybe_applied`: an earlier send of the same request got no answer or a 5xx, so Box may
     /// have acted on it before this answer (a commit answered 404 may have been applied).
     Answered { job: J, response: Response<Bytes>, maybe_applied: bool },
-    /// No answer can be had.
-    Failed { job: J, error: Error },
+    /// No answer can be had. `maybe_applied`: a send got no answer after its request may have
+    /// reached Box (any transport failure but a refused connection), so Box may have acted on it.
+    Failed { job: J, error: Error, maybe_applied: bool },
 }
 
 #[derive(Debug)]
@@ -169,7 +170,11 @@ impl<J: Clone> Dispatcher<J> {
             let mut slot = self.queue.remove(index);
             let mut request = slot.template.build();
             if let Err(error) = self.config.authorize(&mut request, &token, context_of(slot.kind)) {
-                self.completions.push_back(Completion::Failed { job: slot.job, error });
+                self.completions.push_back(Completion::Failed {
+                    job: slot.job,
+                    error,
+                    maybe_applied: slot.maybe_applied,
+                });
                 continue;
             }
             slot.sends += 1;
@@ -221,8 +226,11 @@ impl<J: Clone> Dispatcher<J> {
             } else {
                 let mut e = api_error(response);
                 e.kind = Some(slot.kind);
-                self.completions
-                    .push_back(Completion::Failed { job: slot.job, error: AuthError::Unauthorized(e).into() });
+                self.completions.push_back(Completion::Failed {
+                    job: slot.job,
+                    error: AuthError::Unauthorized(e).into(),
+                    maybe_applied: slot.maybe_applied,
+                });
             }
             return;
         }
@@ -275,8 +283,9 @@ impl<J: Clone> Dispatcher<J> {
             slot.not_before = Some(now + delay);
             self.queue.push(slot);
         } else {
+            let maybe_applied = slot.maybe_applied || error.kind != TransportErrorKind::Connect;
             let error = Error::Transport { kind: slot.kind, attempts: slot.sends, source: error };
-            self.completions.push_back(Completion::Failed { job: slot.job, error });
+            self.completions.push_back(Completion::Failed { job: slot.job, error, maybe_applied });
         }
     }
 
@@ -292,7 +301,11 @@ impl<J: Clone> Dispatcher<J> {
     fn fail_all_queued(&mut self, error: &Error) {
         self.token_retries = 0;
         for slot in self.queue.drain(..) {
-            self.completions.push_back(Completion::Failed { job: slot.job, error: error.clone() });
+            self.completions.push_back(Completion::Failed {
+                job: slot.job,
+                error: error.clone(),
+                maybe_applied: slot.maybe_applied,
+            });
         }
     }
 }

@@ -295,6 +295,55 @@ fn a_box_that_refuses_every_part_and_lists_made_up_parts_ends_the_run() {
 
 // ---- the part_size cap -------------------------------------------------------------------------
 
+// ---- a part whose every send goes unanswered -----------------------------------------------
+
+/// A Box that stores the part at `PART * 10` on its first send and loses the answer, then breaks
+/// the connection on every later send of it (a server answering the retry 416 early and closing,
+/// so the answer cannot be read), when `stored`; or breaks it on every send without storing.
+fn unanswered_box(stored: bool) -> FakeBox {
+    let mut first = true;
+    FakeBox::new(PART).hook(move |seen, _| match seen.kind {
+        RequestKind::UploadPart if offset_of(seen) == 10 * PART => {
+            let answer = if first && stored { Answer::ProcessThenFail } else { Answer::Fail };
+            first = false;
+            answer
+        }
+        _ => Answer::Normal,
+    })
+}
+
+/// The soak's failure through hyper: every retry of a stored part is a broken pipe. Once its
+/// retries are spent the part is looked up, found with our SHA-1 and adopted.
+#[test]
+fn a_stored_part_whose_every_send_is_unanswered_is_looked_up_and_adopted() {
+    for in_flight in [1, 4] {
+        let mut fake = unanswered_box(true);
+        let mut m =
+            client().big_upload(UploadRequest::new_file("0", "f.bin", SIZE).parts_in_flight(in_flight)).unwrap();
+        let run = drive(&mut m, &mut fake, default_source(SIZE), Order::Fifo);
+        assert_committed(&run, &fake);
+        assert_eq!(adopted(&run.events), [10 * PART], "{in_flight} in flight");
+        let sends = fake.seen.iter().filter(|s| s.kind == RequestKind::UploadPart && offset_of(s) == 10 * PART);
+        assert_eq!(sends.count(), 6, "the first send and five retries");
+    }
+}
+
+/// The same failures for a part Box never stored: the look-up finds nothing and the run ends with
+/// the transport's error (not a made-up conflict), the session aborted, nothing committed.
+#[test]
+fn an_unanswered_part_box_does_not_hold_fails_with_the_transport_error() {
+    let mut fake = unanswered_box(false);
+    let mut m = client().big_upload(UploadRequest::new_file("0", "f.bin", SIZE).parts_in_flight(4)).unwrap();
+    let run = drive(&mut m, &mut fake, default_source(SIZE), Order::Fifo);
+    match run.output {
+        Err(Error::Transport { kind: RequestKind::UploadPart, attempts: 6, .. }) => {}
+        other => panic!("expected the part's transport error, got {other:?}"),
+    }
+    assert!(fake.aborted, "the session is aborted");
+    assert_eq!(fake.count(RequestKind::CommitSession), 0);
+    assert!(fake.count(RequestKind::ListParts) >= 1, "the part was looked up");
+}
+
 /// A source that counts the reads asked of it.
 fn counting_source(reads: Rc<Cell<u32>>) -> Source {
     Box::new(move |offset, len| {

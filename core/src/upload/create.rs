@@ -65,7 +65,13 @@ impl BigUpload {
         }
         self.plan = Some(plan);
         self.parts = (0..plan.len())
-            .map(|_| PartSlot { status: PartStatus::Pending, reading: false, data: None, hashed: false })
+            .map(|_| PartSlot {
+                status: PartStatus::Pending,
+                reading: false,
+                data: None,
+                hashed: false,
+                unanswered: None,
+            })
             .collect();
         self.progress.total_parts = plan.len() as u64;
         Ok(())

@@ -104,7 +104,8 @@ enum PartStatus {
     Pending,
     /// Submitted: queued or on the wire.
     Sending,
-    /// Box said the range is taken; waiting for the list to tell whose part it is.
+    /// Box said the range is taken, or every send went unanswered after it may have reached Box;
+    /// waiting for the list to tell whether Box holds it, and whose part it is.
     Conflict,
     /// Box holds it.
     Acked(UploadPart),
@@ -116,6 +117,9 @@ struct PartSlot {
     reading: bool,
     data: Option<PartData>,
     hashed: bool,
+    /// Why the part's sends failed, when it is looked up because they went unanswered: the
+    /// error the run ends with if Box does not hold the part.
+    unanswered: Option<Error>,
 }
 
 #[derive(Debug)]
@@ -399,8 +403,13 @@ impl BigUpload {
                     self.events.push_back(Event::Aborted { confirmed: response.status().is_success() });
                     self.finish_with_error();
                 }
-                Completion::Failed { job: Job::Commit, error } if !self.is_over() => self.on_commit_failure(error),
-                Completion::Failed { job: Job::Confirm, error } if !self.is_over() => self.on_confirm_failure(&error),
+                Completion::Failed { job: Job::Commit, error, .. } if !self.is_over() => self.on_commit_failure(error),
+                Completion::Failed { job: Job::Confirm, error, .. } if !self.is_over() => {
+                    self.on_confirm_failure(&error)
+                }
+                Completion::Failed { job: Job::Part(index), error, maybe_applied: true } if !self.is_over() => {
+                    self.on_part_unanswered(index, error);
+                }
                 Completion::Failed { error, .. } => self.fail(error),
                 Completion::Answered { job, response, maybe_applied } => {
                     self.on_answer(job, response, maybe_applied, now);

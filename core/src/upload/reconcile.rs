@@ -2,6 +2,11 @@
 //! answer was lost after Box stored it, so the stored part is looked up and adopted if it is
 //! ours, while other parts are still being stored.
 //!
+//! A part whose sends all failed at the transport after its request may have reached Box is
+//! looked up the same way before the run gives up on it: a server that answers a retried part
+//! early (416 before reading the body) and closes can make that answer unreadable, so the
+//! client sees only a broken connection, every time, for a part Box holds.
+//!
 //! A full listing cannot be trusted then: Box lists in offset order, so every part stored below
 //! the page being read shifts the entries up and `total_count` grows between pages. So only the
 //! list positions the refused part can hold are read ([`Probe`]): at least as many parts as we
@@ -111,6 +116,18 @@ impl Probe {
 }
 
 impl BigUpload {
+    /// A part whose retries are spent on sends that may have reached Box: looked up before the
+    /// run fails with `error` (each part at most once; the dispatcher does not send it again).
+    pub(super) fn on_part_unanswered(&mut self, index: usize, error: Error) {
+        let Some(slot) = self.parts.get_mut(index) else { return self.fail(error) };
+        if slot.status != PartStatus::Sending || slot.data.is_none() {
+            return self.fail(error);
+        }
+        slot.status = PartStatus::Conflict;
+        slot.unanswered = Some(error);
+        self.start_reconcile();
+    }
+
     /// Starts the look-up of the first part Box refused as overlapping, unless a listing runs
     /// (the next one starts when it ends).
     pub(super) fn start_reconcile(&mut self) {
@@ -158,7 +175,9 @@ impl BigUpload {
         if self.parts.get(target).is_some_and(|p| p.status == PartStatus::Conflict) {
             let Some(probe) = self.probe.as_mut() else { return };
             if let Err(e) = probe.advance(entries) {
-                return self.fail(e.into());
+                // Not stored: the sends' own failure is what went wrong.
+                let unanswered = self.parts.get_mut(target).and_then(|p| p.unanswered.take());
+                return self.fail(unanswered.unwrap_or_else(|| e.into()));
             }
             return self.submit_probe_page();
         }

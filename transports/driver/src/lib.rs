@@ -70,7 +70,7 @@ pub use options::{CancelToken, UploadOptions};
 pub use run::{Completion, Notify, Run, Step};
 pub use settings::{
     ClientBuilder, Settings, Wire, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_TRANSFER_RATE,
-    EXPECT_CONTINUE_FROM,
+    EXPECT_CONTINUE_FROM, EXPECT_CONTINUE_WAIT,
 };
 pub use source::{OpenSource, Source};
 pub use surface::{expect_continue, open_resume, open_source, open_upload};

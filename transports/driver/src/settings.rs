@@ -64,6 +64,11 @@ pub struct Settings {
 /// [`ClientBuilder::expect_continue`] is on.
 pub const EXPECT_CONTINUE_FROM: usize = 64 * 1024;
 
+/// How long a body sent with `Expect: 100-continue` waits for `100 Continue` before it is sent
+/// anyway (a server or proxy that ignores `Expect` never answers it). Both transports wait this
+/// long, and neither sends the body once a final answer has come instead.
+pub const EXPECT_CONTINUE_WAIT: Duration = Duration::from_secs(1);
+
 impl Default for Settings {
     fn default() -> Self {
         Self {

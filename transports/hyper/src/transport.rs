@@ -13,11 +13,11 @@ use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -66,6 +66,7 @@ impl Transport {
         if self.settings.expect_continue {
             box_upload_driver::expect_continue(&mut request);
         }
+        let gate = ContinueGate::for_request(&mut request);
         let span = tracing::debug_span!(
             "box_request",
             method = %request.method(),
@@ -77,8 +78,11 @@ impl Transport {
             let started = Instant::now();
             let deadline = self.settings.request_deadline(request.body().len());
             let activity = Arc::new(Activity::new(started));
-            let request = request.map(|body| PartBody::new(body, Some(Arc::clone(&activity))));
+            let waits = gate.clone();
+            let request = request.map(|body| PartBody::new(body, Some(Arc::clone(&activity)), waits));
             let exchange = exchange(&self.http, request, max_response_bytes, Arc::clone(&activity));
+            // Whatever the outcome, a body still waiting for `100 Continue` is never sent now.
+            let _abandon = gate.map(Abandon);
             let idle = watch_idle(&activity, self.settings.idle_timeout);
             let overall = async {
                 match deadline {
@@ -278,27 +282,122 @@ impl Activity {
     }
 }
 
+/// `Expect: 100-continue` honoured: the body waits for `100 Continue` (hyper reports it through
+/// `on_informational`) or [`EXPECT_CONTINUE_WAIT`](box_upload_driver::EXPECT_CONTINUE_WAIT), as
+/// ureq's does. A server that refuses a part early (a 416 for a stored part, a 401, a 429) then
+/// gets its answer read instead of a body it closes the connection on, which would leave the
+/// client only a broken pipe.
+#[derive(Debug, Default)]
+struct ContinueGate {
+    /// 0 waiting, 1 open (send the body), 2 abandoned (a final answer came first).
+    state: AtomicU8,
+    waker: Mutex<Option<Waker>>,
+}
+
+const WAITING: u8 = 0;
+const OPEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl ContinueGate {
+    /// A gate for `request` when it asks for `100 Continue`, told of it by hyper.
+    fn for_request(request: &mut http::Request<Bytes>) -> Option<Arc<Self>> {
+        let expects = request.headers().get(http::header::EXPECT).is_some_and(|v| v == "100-continue");
+        if !expects {
+            return None;
+        }
+        let gate = Arc::new(Self::default());
+        let told = Arc::clone(&gate);
+        hyper::ext::on_informational(request, move |res| {
+            if res.status() == http::StatusCode::CONTINUE {
+                told.settle(OPEN);
+            }
+        });
+        Some(gate)
+    }
+
+    /// Moves a waiting gate to `to` and wakes the body.
+    fn settle(&self, to: u8) {
+        if self.state.compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if let Some(w) = self.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+}
+
+/// Abandons the gate when the exchange is over (answered, failed or timed out).
+struct Abandon(Arc<ContinueGate>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.settle(ABANDONED);
+    }
+}
+
+/// A body whose request got its final answer before `100 Continue`: not sent, so hyper closes
+/// the connection instead of pushing the part at a server that does not want it.
+#[derive(Debug, thiserror::Error)]
+#[error("the body was not sent: the server answered before 100 Continue")]
+pub(crate) struct NotSent;
+
+/// The wait of a body for `100 Continue`: the gate and the timer, started when hyper first asks
+/// for the body (the headers are out then).
+#[derive(Debug)]
+struct ContinueWait {
+    gate: Arc<ContinueGate>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
 /// A request body: the core's `Bytes` (a part is never copied), handed out in slices that are
 /// views of it, with an exact size so hyper sends `Content-Length`.
 #[derive(Debug)]
 pub(crate) struct PartBody {
     data: Bytes,
     activity: Option<Arc<Activity>>,
+    wait: Option<ContinueWait>,
 }
 
 impl PartBody {
-    fn new(data: Bytes, activity: Option<Arc<Activity>>) -> Self {
-        Self { data, activity }
+    fn new(data: Bytes, activity: Option<Arc<Activity>>, gate: Option<Arc<ContinueGate>>) -> Self {
+        Self { data, activity, wait: gate.map(|gate| ContinueWait { gate, timer: None }) }
+    }
+
+    /// Ready when the body may be sent; an error when it must not be.
+    fn poll_continue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NotSent>> {
+        let Some(wait) = self.wait.as_mut() else { return Poll::Ready(Ok(())) };
+        *wait.gate.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cx.waker().clone());
+        let timer =
+            wait.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(box_upload_driver::EXPECT_CONTINUE_WAIT)));
+        match wait.gate.state() {
+            ABANDONED => return Poll::Ready(Err(NotSent)),
+            OPEN => {}
+            _ => {
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.wait = None;
+        Poll::Ready(Ok(()))
     }
 }
 
 impl Body for PartBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = NotSent;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, NotSent>>> {
         if self.data.is_empty() {
             return Poll::Ready(None);
+        }
+        match self.poll_continue(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {}
         }
         if let Some(a) = &self.activity {
             a.touch();

@@ -76,6 +76,7 @@ fn agent(settings: &Settings, tls: &TlsConfig, proxy: Option<ureq::Proxy>) -> ur
         .user_agent(ureq::config::AutoHeaderValue::None)
         .accept(ureq::config::AutoHeaderValue::None)
         .timeout_connect(Some(settings.connect_timeout))
+        .timeout_await_100(Some(box_upload_driver::EXPECT_CONTINUE_WAIT))
         .timeout_per_read(Some(settings.idle_timeout))
         .timeout_per_write(Some(settings.idle_timeout))
         .timeout_per_call(settings.overall_timeout)

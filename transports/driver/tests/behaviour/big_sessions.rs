@@ -3,7 +3,8 @@
 //! parts, so the files stay at 20 MB). The lost answer's part is looked up while the other parts
 //! are still being stored; each upload is committed byte for byte, with few list requests. And
 //! the cap on `part_size`: a session with larger parts is refused and aborted before anything is
-//! read.
+//! read. And a stored 8 MiB part whose retries are refused early (416 before the body is read,
+//! then the connection closed), which a client may see only as a broken pipe.
 
 use crate::harness::{both, bytes, call, client, Harness, Kind, MIB, MIN_SIZE};
 use box_upload_conformance::{Emulator, FaultAction, Faults, Op, Trigger};
@@ -21,6 +22,7 @@ both!(
     a_part_size_over_the_cap_is_refused_and_the_session_aborted_before_any_read,
     a_part_size_of_the_whole_file_is_refused_by_the_default_cap_without_allocating_it,
     a_resume_over_the_cap_is_refused_before_any_read,
+    a_stored_part_whose_retries_are_answered_early_and_cut_is_adopted,
 );
 
 /// One run: a 20 MB file in `parts` parts, pages of `page_size`, `in_flight` parts in flight,
@@ -187,4 +189,31 @@ fn a_resume_over_the_cap_is_refused_before_any_read(kind: Kind) {
     assert!(h.emu.session_ids().is_empty());
     assert_eq!(asked.load(Ordering::Relaxed), 0, "nothing read");
     assert!(events.lock().unwrap().contains(&Event::Aborted { confirmed: true }));
+}
+
+/// The soak's divergence between the transports: the first part's answer is lost after Box
+/// stored it; each retry is answered 416 `range_overlaps_existing_part` before its 8 MiB body is
+/// read and the connection is closed, so one transport may read the 416 and another only a
+/// broken pipe. Either way the part is looked up, adopted and the file committed byte for byte.
+fn a_stored_part_whose_retries_are_answered_early_and_cut_is_adopted(kind: Kind) {
+    let part = 8 * MIB;
+    let faults = Faults::none().rule(Op::UploadPart, Trigger::FirstN(1), FaultAction::DropAnswer);
+    let h = Harness::start(kind, Emulator::builder().part_size(part).faults(faults).seed(5));
+    let data = bytes(MIN_SIZE, 17);
+    let adopted = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&adopted);
+    let options = UploadOptions::new().on_event(move |e| {
+        if matches!(e, Event::PartAdopted { .. }) {
+            seen.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let client = client!(&h, |b| b.parts_in_flight(1));
+    let request = UploadRequest::new_file("0", "early.bin", 0);
+    let uploaded = call!(client, upload_with(Source::bytes(data.clone()), request, options)).unwrap();
+    h.assert_stored(&uploaded.id, &data);
+    let c = h.emu.counters();
+    assert_eq!(adopted.load(Ordering::Relaxed), 1, "the stored part was adopted");
+    assert_eq!(c.parts_stored, MIN_SIZE.div_ceil(part), "every part stored once");
+    assert!(c.requests(Op::UploadPart) > c.parts_stored, "the lost part was sent again");
+    assert_eq!(c.commits, 1);
 }

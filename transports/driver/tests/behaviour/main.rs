@@ -21,6 +21,8 @@
 //! - [`events`]: the event and progress callbacks.
 //! - [`plan`]: the plan of an upload session, by id and URL; deduplicated new versions with hits
 //!   added to the session, hits not added (the fallback) and no plan at all.
+//! - [`expect_continue`]: a part waits for `100 Continue`; an early final answer is read and the
+//!   body never sent; a server that ignores `Expect` gets it after the wait.
 //! - [`transport`]: timeouts, refused connections, redirects, bounded answers, the builder, logs.
 //! - [`replay`]: every recorded fixture replayed through the transport.
 //! - [`network`]: TLS to the emulator's CA, certificate errors, a `CONNECT` proxy
@@ -34,6 +36,7 @@ mod cancel;
 mod commit_confirm;
 mod connect_proxy;
 mod events;
+mod expect_continue;
 mod faults;
 #[cfg(unix)]
 mod file_changes;
