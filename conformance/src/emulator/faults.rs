@@ -34,11 +34,13 @@ pub enum Op {
     Preflight,
     /// `POST /2.0/files/upload_sessions/{id}/plan`.
     Plan,
+    /// `POST /2.0/files/content` and `POST /2.0/files/{id}/content` (direct uploads).
+    UploadFile,
 }
 
 impl Op {
     /// Every kind, in a fixed order (the index used by the counters).
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Token,
         Op::CreateSession,
         Op::GetSession,
@@ -50,6 +52,7 @@ impl Op {
         Op::Other,
         Op::Preflight,
         Op::Plan,
+        Op::UploadFile,
     ];
 
     pub(crate) fn index(self) -> usize {

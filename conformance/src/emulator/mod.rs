@@ -22,6 +22,7 @@
 
 mod auth;
 mod clock;
+mod direct;
 mod errors;
 mod faults;
 mod plan;

@@ -67,6 +67,8 @@ enum Route {
     FileContent(String),
     /// A preflight check: of a new file (`None`) or of a new version of this file.
     Preflight(Option<String>),
+    /// A direct upload: of a new file (`None`) or of a new version of this file.
+    UploadFile(Option<String>),
     MethodNotAllowed(Op),
     NotFound,
 }
@@ -84,6 +86,7 @@ impl Route {
             Route::Plan(_) => Op::Plan,
             Route::FileInfo(_) | Route::FileContent(_) => Op::File,
             Route::Preflight(_) => Op::Preflight,
+            Route::UploadFile(_) => Op::UploadFile,
             Route::MethodNotAllowed(op) => *op,
             Route::LogEvent(_) | Route::NotFound => Op::Other,
         }
@@ -134,6 +137,7 @@ fn classify(method: &Method, path: &str) -> Route {
         },
         ["files", "content"] => match m {
             Method::OPTIONS => Route::Preflight(None),
+            Method::POST => Route::UploadFile(None),
             _ => Route::MethodNotAllowed(Op::Preflight),
         },
         ["files", id] => match m {
@@ -143,6 +147,7 @@ fn classify(method: &Method, path: &str) -> Route {
         ["files", id, "content"] => match m {
             Method::GET => Route::FileContent((*id).to_string()),
             Method::OPTIONS => Route::Preflight(Some((*id).to_string())),
+            Method::POST => Route::UploadFile(Some((*id).to_string())),
             _ => Route::MethodNotAllowed(Op::File),
         },
         _ => Route::NotFound,
@@ -336,6 +341,7 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
             Ok(json_response(StatusCode::OK, &select_fields(full, fields.as_deref())))
         }
         Route::Preflight(file_id) => preflight(shared, req, file_id).await,
+        Route::UploadFile(file_id) => upload_file(shared, req, file_id).await,
         Route::FileContent(id) => file_content(shared, &id),
         Route::MethodNotAllowed(_) => Err(ApiError::new(405, "method_not_allowed", "Method Not Allowed").into()),
         Route::Token | Route::NotFound => Err(ApiError::not_found("Not Found").into()),
@@ -416,6 +422,28 @@ async fn preflight(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Option
         Some(id) => format!("{}/2.0/files/{id}/content?upload_session_id={token}", shared.upload_base),
     };
     Ok(json_response(StatusCode::OK, &json!({"upload_url": upload_url, "upload_token": null})))
+}
+
+/// A direct upload (`POST /2.0/files/content`, `POST /2.0/files/{id}/content`): 201 with the new
+/// file, 200 with the new version, as `Files`.
+async fn upload_file(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Option<String>) -> Handled {
+    if let Some(id) = &file_id {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::not_found("Not Found").into());
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let body = match read_limited(body, super::direct::MAX_DIRECT_BODY).await {
+        Ok(b) => b,
+        Err(body::ReadError::TooLarge) => {
+            return Err(ApiError::new(413, "request_entity_too_large", "Direct uploads hold at most 50 MB").into())
+        }
+        Err(body::ReadError::Transport(_)) => return Err(Fail::Cut),
+    };
+    let status = if file_id.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let up = super::direct::parse(&parts.headers, &body, file_id)?;
+    let file = shared.store.upload_direct(&up.target, &up.content, &up.attributes, up.if_match.as_deref())?;
+    Ok(json_response(status, &json!({"entries": [shared.store.file_full_json(&file)], "total_count": 1})))
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<ResBody> {
@@ -965,7 +993,9 @@ mod tests {
         assert_eq!(classify(&Method::OPTIONS, "/2.0/files/content"), Route::Preflight(None));
         assert_eq!(classify(&Method::OPTIONS, "/2.0/files/12/content"), Route::Preflight(Some("12".into())));
         assert_eq!(classify(&Method::GET, "/2.0/files/12"), Route::FileInfo("12".into()));
-        assert_eq!(classify(&Method::POST, "/2.0/files/content"), Route::MethodNotAllowed(Op::Preflight));
+        assert_eq!(classify(&Method::POST, "/2.0/files/content"), Route::UploadFile(None));
+        assert_eq!(classify(&Method::POST, "/2.0/files/12/content"), Route::UploadFile(Some("12".into())));
+        assert_eq!(classify(&Method::PUT, "/2.0/files/content"), Route::MethodNotAllowed(Op::Preflight));
     }
 
     #[test]

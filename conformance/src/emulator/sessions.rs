@@ -26,6 +26,8 @@ use super::faults::Rng;
 use super::storage::{hash_prefetched, SessionData, Storage, Stored};
 use crate::body::hex;
 
+mod direct;
+
 /// A committed file as the emulator stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
