@@ -117,6 +117,8 @@ impl Client {
         options: FileUploadOptions,
     ) -> Result<FileUpload, InputError> {
         let request = with_timestamps(fill_request(request, source, parts_in_flight)?, &options);
+        // A bad name or id is refused before anything is read, whichever way the file goes.
+        crate::operations::UploadFile::new(request.target.clone(), request.file_size)?;
         if request.parts_in_flight == 0 {
             return Err(InputError::ZeroParallelism);
         }

@@ -147,7 +147,9 @@ impl FileUpload {
         self.request.file_size >= self.options.chunked_from
     }
 
-    fn size(&self) -> u64 {
+    /// The file's size in bytes.
+    #[must_use]
+    pub fn size(&self) -> u64 {
         self.request.file_size
     }
 

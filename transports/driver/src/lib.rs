@@ -48,6 +48,7 @@
 
 #![forbid(unsafe_code)]
 
+mod body;
 mod checkpoint;
 mod error;
 mod network;
@@ -60,6 +61,7 @@ mod surface;
 
 pub use box_upload_core as core;
 pub use bytes;
+pub use body::{BodyReader, SourceReader};
 pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointWrite};
 pub use error::Error;
 pub use network::{
@@ -73,7 +75,7 @@ pub use settings::{
     EXPECT_CONTINUE_FROM, EXPECT_CONTINUE_WAIT,
 };
 pub use source::{OpenSource, Source};
-pub use surface::{expect_continue, open_resume, open_source, open_upload};
+pub use surface::{expect_continue, open_file_upload, open_resume, open_source, open_upload};
 
 /// What each transport's crate root re-exports, the same in all: the core, its models and
 /// operations, the types a caller names, and this crate's shared ones. A transport says

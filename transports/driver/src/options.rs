@@ -1,6 +1,6 @@
 //! How a run is watched and steered: progress, events, the checkpoint file, cancellation.
 
-use box_upload_core::{Event, Progress};
+use box_upload_core::{Event, OnConflict, Progress};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +24,8 @@ pub struct UploadOptions {
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) keep_session_on_cancel: bool,
     pub(crate) deadline: Option<std::time::Duration>,
+    pub(crate) on_conflict: OnConflict,
+    pub(crate) no_timestamps: bool,
 }
 
 impl UploadOptions {
@@ -84,6 +86,21 @@ impl UploadOptions {
         self
     }
 
+    /// What an upload does when its name is already in use in the folder (default
+    /// [`OnConflict::Fail`]): see [`OnConflict`].
+    pub fn on_conflict(mut self, policy: OnConflict) -> Self {
+        self.on_conflict = policy;
+        self
+    }
+
+    /// Whether the file's own times go to Box as `content_modified_at` (and, for a new file
+    /// where the platform knows it, `content_created_at`): default `true`. Attributes the
+    /// request sets itself are kept either way.
+    pub fn timestamps(mut self, send: bool) -> Self {
+        self.no_timestamps = !send;
+        self
+    }
+
     /// The checkpoint file, if one is kept.
     #[must_use]
     pub fn checkpoint_path(&self) -> Option<&std::path::Path> {
@@ -107,6 +124,8 @@ impl fmt::Debug for UploadOptions {
             .field("cancel", &self.cancel)
             .field("keep_session_on_cancel", &self.keep_session_on_cancel)
             .field("deadline", &self.deadline)
+            .field("on_conflict", &self.on_conflict)
+            .field("timestamps", &!self.no_timestamps)
             .finish()
     }
 }

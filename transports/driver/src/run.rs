@@ -7,10 +7,12 @@
 use crate::checkpoint::{CheckpointLock, CheckpointWrite};
 use crate::options::{UploadOptions, Watch};
 use crate::reader::ReadingThread;
-use crate::source::{CommitCheck, OpenSource};
+use crate::body::SourceReader;
+use crate::source::{BodySource, CommitCheck, OpenSource};
 use crate::Error;
 use box_upload_core::{
-    Event, Machine, PartData, ReadId, ReadRequest, RequestId, RequestKind, SourceError, Transmit, TransportError,
+    Event, Machine, PartData, ReadId, ReadRequest, RequestId, RequestKind, SourceBody, SourceError, Transmit,
+    TransportError,
 };
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -67,6 +69,8 @@ pub struct Run<'m, M: Machine> {
     idle_turns: u32,
     lock: Option<CheckpointLock>,
     commit_check: Option<CommitCheck>,
+    /// What a direct upload's body is streamed from.
+    body_source: Option<Arc<BodySource>>,
     /// When the whole run must be over ([`UploadOptions::deadline`]).
     deadline: Option<Instant>,
     _watch: Option<Watch>,
@@ -86,6 +90,7 @@ impl<'m, M: Machine> Run<'m, M> {
         // Before anything is read or sent: a second run of the same checkpoint is refused.
         let lock = options.checkpoint_file.as_deref().map(CheckpointLock::acquire).transpose()?;
         let commit_check = source.as_ref().and_then(OpenSource::commit_check);
+        let body_source = source.as_ref().and_then(OpenSource::body_source).map(Arc::new);
         let options_deadline = options.deadline.map(|d| Instant::now() + d);
         let reader = source.map(|s| ReadingThread::spawn(s, Arc::clone(&notify))).transpose()?;
         let watch = options.cancel.as_ref().map(|token| {
@@ -107,6 +112,7 @@ impl<'m, M: Machine> Run<'m, M> {
             idle_turns: 0,
             lock,
             commit_check,
+            body_source,
             deadline: options_deadline,
             _watch: watch,
         })
@@ -179,8 +185,9 @@ impl<'m, M: Machine> Run<'m, M> {
             }
 
             // 4. Requests.
-            if let Some(transmit) = self.machine.poll_transmit(now) {
-                if transmit.kind == RequestKind::CommitSession {
+            if let Some(mut transmit) = self.machine.poll_transmit(now) {
+                let streamed = transmit.request.extensions().get::<SourceBody>().cloned();
+                if transmit.kind == RequestKind::CommitSession || streamed.is_some() {
                     // Every read is done by now, the last check of the file with it: a change
                     // since (the last parts were still on the wire) must not be committed.
                     if let Some(Err(e)) = self.commit_check.as_ref().map(CommitCheck::check) {
@@ -188,6 +195,15 @@ impl<'m, M: Machine> Run<'m, M> {
                         self.stop(box_upload_core::Error::from(e).into(), false);
                         continue;
                     }
+                }
+                if let Some(body) = streamed {
+                    // The file's bytes go from the source to the wire, a chunk at a time.
+                    let Some(source) = &self.body_source else {
+                        let e = Error::Internal("a direct upload needs a file or bytes as its source".into());
+                        self.stop(e, false);
+                        continue;
+                    };
+                    transmit.request.extensions_mut().insert(SourceReader::new(Arc::clone(source), body));
                 }
                 self.requests_out += 1;
                 return Step::Send(transmit);

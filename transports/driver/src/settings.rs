@@ -58,6 +58,10 @@ pub struct Settings {
     /// PEM files of further certificate authorities to trust, beside the platform's and
     /// Mozilla's roots.
     pub ca_files: Vec<PathBuf>,
+    /// Files of at least this many bytes go in an upload session, smaller ones in one direct
+    /// upload (default [`DEFAULT_CHUNKED_FROM`](box_upload_core::DEFAULT_CHUNKED_FROM); from
+    /// 20,000,000 to 50,000,001: Box takes sessions from 20 MB and direct uploads up to 50 MB).
+    pub chunked_from: u64,
 }
 
 /// Bodies from this size on (the parts) are sent with `Expect: 100-continue` when
@@ -82,6 +86,7 @@ impl Default for Settings {
             proxy: ProxySetting::default(),
             proxy_loopback: false,
             ca_files: Vec::new(),
+            chunked_from: box_upload_core::DEFAULT_CHUNKED_FROM,
         }
     }
 }
@@ -99,6 +104,7 @@ impl fmt::Debug for Settings {
             .field("proxy", &self.proxy)
             .field("proxy_loopback", &self.proxy_loopback)
             .field("ca_files", &self.ca_files)
+            .field("chunked_from", &self.chunked_from)
             .finish()
     }
 }
@@ -110,6 +116,14 @@ impl Settings {
         let token = self.token.clone().ok_or_else(|| {
             Error::Config("no token source: call developer_token, client_credentials or token_source".into())
         })?;
+        let (low, high) = (box_upload_core::MIN_FILE_SIZE, box_upload_core::MAX_DIRECT_UPLOAD_SIZE + 1);
+        if !(low..=high).contains(&self.chunked_from) {
+            return Err(Error::Config(format!(
+                "chunked_from must be from {low} (Box's smallest upload session) to {high} (Box's largest direct upload is {} bytes); got {}",
+                high - 1,
+                self.chunked_from
+            )));
+        }
         let config = self.core.config(random_jitter_seed())?;
         Ok(box_upload_core::Client::with_shared_source(config, token))
     }
@@ -304,6 +318,15 @@ impl<W: Wire> ClientBuilder<W> {
     /// parts. With it, memory for parts stays under `(parts in flight + 1) × max_part_size`.
     pub fn max_part_size(mut self, bytes: u64) -> Self {
         self.settings.core.max_part_size = Some(bytes);
+        self
+    }
+
+    /// Files of at least `bytes` go in an upload session, smaller ones in one direct upload
+    /// (default [`DEFAULT_CHUNKED_FROM`](box_upload_core::DEFAULT_CHUNKED_FROM)). Box takes
+    /// sessions from 20,000,000 bytes and direct uploads up to 50 MB, so `bytes` must be from
+    /// 20,000,000 to 50,000,001; `build` refuses others with [`Error::Config`].
+    pub fn chunked_from(mut self, bytes: u64) -> Self {
+        self.settings.chunked_from = bytes;
         self
     }
 

@@ -32,6 +32,27 @@ enum Inner {
 }
 
 impl Source {
+    /// The same bytes as a source that can be read again: a stream of `size` bytes is read
+    /// into memory when `size` is at most `limit` (more or fewer bytes than `size` are refused);
+    /// files and bytes stay as they are.
+    pub(crate) fn rereadable(self, size: u64, limit: u64) -> Result<Self, Error> {
+        let Inner::Reader(mut reader) = self.0 else { return Ok(self) };
+        if size > limit {
+            return Ok(Self(Inner::Reader(reader)));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let read = (&mut reader).take(size.saturating_add(1)).read_to_end(&mut bytes);
+        read.map_err(|e| Error::Core(SourceError::Io(format!("stream: {e}")).into()))?;
+        let got = bytes.len() as u64;
+        if got > size {
+            return Err(Error::Core(SourceError::RanLong { file_size: size }.into()));
+        }
+        if got < size {
+            return Err(Error::Core(SourceError::EndedEarly { offset: 0, expected: size, got }.into()));
+        }
+        Ok(Self(Inner::Bytes(Bytes::from(bytes))))
+    }
+
     /// A file. It is opened when the upload starts; a file that cannot be opened (or is not a
     /// regular file) fails the upload with [`Error::SourceOpen`] before anything is sent.
     pub fn file(path: impl Into<PathBuf>) -> Self {
@@ -132,10 +153,12 @@ impl FileState {
     }
 }
 
-struct OpenFile {
+pub(crate) struct OpenFile {
     file: File,
     path: PathBuf,
     state: FileState,
+    /// The birth time, where the platform knows it.
+    created: Option<SystemTime>,
 }
 
 impl OpenFile {
@@ -147,7 +170,7 @@ impl OpenFile {
             return Err(err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
         }
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        Ok(Self { file, path, state: FileState::of(&meta) })
+        Ok(Self { file, path, state: FileState::of(&meta), created: meta.created().ok() })
     }
 
     /// The file through the open handle and by its path must still be what it was.
@@ -170,7 +193,12 @@ impl OpenFile {
 
     /// The same file, through a handle of its own, for a check from another thread.
     fn try_clone(&self) -> Option<Self> {
-        Some(Self { file: self.file.try_clone().ok()?, path: self.path.clone(), state: self.state.clone() })
+        Some(Self {
+            file: self.file.try_clone().ok()?,
+            path: self.path.clone(),
+            state: self.state.clone(),
+            created: self.created,
+        })
     }
 
     fn read(&self, offset: u64, len: usize, part: PartBuilder, pool: &PartBuffers) -> Result<PartData, SourceError> {
@@ -229,6 +257,31 @@ impl OpenSource {
         }
     }
 
+    /// When the source was last modified and when it was made, where known (files only).
+    #[must_use]
+    pub fn times(&self) -> (Option<SystemTime>, Option<SystemTime>) {
+        match &self.inner {
+            Open::File(f) => (f.state.modified, f.created),
+            _ => (None, None),
+        }
+    }
+
+    /// Whether the source can be read again from its start (files and bytes; not streams).
+    #[must_use]
+    pub fn can_reread(&self) -> bool {
+        !matches!(self.inner, Open::Reader { .. })
+    }
+
+    /// What a direct upload's body is streamed from (through a handle of its own, for a file):
+    /// `None` for a stream, which can be read only once.
+    pub(crate) fn body_source(&self) -> Option<BodySource> {
+        match &self.inner {
+            Open::File(f) => f.try_clone().map(BodySource::File),
+            Open::Bytes(b) => Some(BodySource::Bytes(b.clone())),
+            Open::Reader { .. } => None,
+        }
+    }
+
     /// For a file, the check a run makes before each commit (on its own thread: the source
     /// itself is on the reading thread by then). `None` for streams and bytes, which cannot
     /// change, and if the file's handle cannot be duplicated.
@@ -262,6 +315,46 @@ impl OpenSource {
                 Ok(part)
             }
             Open::File(file) => file.read(offset, len, part, pool),
+        }
+    }
+}
+
+/// The source a direct upload's body is read from, on the transport's side.
+pub(crate) enum BodySource {
+    File(OpenFile),
+    Bytes(Bytes),
+}
+
+impl BodySource {
+    /// `len` bytes at `offset` (fewer where the source ends); a file is checked for changes
+    /// before the read when `check_before`, and after it when `check_after`.
+    pub(crate) fn read(&self, offset: u64, len: usize, check_before: bool, check_after: bool) -> io::Result<Bytes> {
+        match self {
+            BodySource::Bytes(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                Ok(b.slice(start..start.saturating_add(len).min(b.len())))
+            }
+            BodySource::File(f) => {
+                let changed = |e: SourceError| io::Error::other(e.to_string());
+                if check_before {
+                    f.check().map_err(changed)?;
+                }
+                let mut buf = vec![0u8; len];
+                let mut filled = 0;
+                while filled < len {
+                    match read_at(&f.file, &mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                if check_after {
+                    f.check().map_err(changed)?;
+                }
+                Ok(Bytes::from(buf))
+            }
         }
     }
 }

@@ -6,7 +6,9 @@ use crate::checkpoint::load_checkpoint;
 use crate::options::UploadOptions;
 use crate::source::{OpenSource, Source};
 use crate::Error;
-use box_upload_core::{BigUpload, Client, ResumeFrom, ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
+use box_upload_core::{
+    BigUpload, Client, FileUpload, FileUploadOptions, ResumeFrom, ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT,
+};
 
 /// Opens `source` with part buffers kept for `parts_in_flight` parts on the wire and the one
 /// being read.
@@ -26,6 +28,39 @@ pub fn open_upload(
     let source = open_source(source, pif)?;
     tracing::info!(size = request.file_size, parts_in_flight = pif, path = ?source.path(), "starting upload");
     let machine = core.start_upload(request, &source.facts(), parts_in_flight)?;
+    Ok((machine, source))
+}
+
+/// The upload of `source` as `request` says, any size: a direct upload below `chunked_from`,
+/// an upload session from it ([`Client::file_upload`]), with the source opened and its times
+/// and the conflict policy taken from `options`. A stream smaller than `chunked_from` is read
+/// into memory first (it is at most 50 MB): a direct upload reads its source twice, once for
+/// the SHA-1 Box checks, once to send it.
+pub fn open_file_upload(
+    core: &Client,
+    source: Source,
+    request: UploadRequest,
+    parts_in_flight: Option<usize>,
+    chunked_from: u64,
+    options: &UploadOptions,
+) -> Result<(FileUpload, OpenSource), Error> {
+    let source = source.rereadable(request.file_size, chunked_from.saturating_sub(1))?;
+    let pif = parts_in_flight.or(Some(request.parts_in_flight));
+    let source = open_source(source, pif)?;
+    let (modified, created) = if options.no_timestamps { (None, None) } else { source.times() };
+    let file_options = FileUploadOptions { chunked_from, on_conflict: options.on_conflict, modified, created };
+    let machine = core.file_upload(request, &source.facts(), parts_in_flight, file_options)?;
+    if !machine.is_chunked() && !source.can_reread() {
+        return Err(Error::Config(
+            "a stream below the chunked cutoff needs its size in the request (it is read into memory first)".into(),
+        ));
+    }
+    tracing::info!(
+        size = machine.size(),
+        chunked = machine.is_chunked(),
+        path = ?source.path(),
+        "starting upload"
+    );
     Ok((machine, source))
 }
 
@@ -77,6 +112,7 @@ macro_rules! client {
             core: $crate::core::Client,
             pub(crate) wire: $wire,
             pub(crate) parts_in_flight: Option<usize>,
+            pub(crate) chunked_from: u64,
         }
 
         impl ::std::fmt::Debug for Client {
@@ -103,6 +139,7 @@ macro_rules! client {
                     core: settings.core_client()?,
                     wire: <$wire>::new(&settings)?,
                     parts_in_flight: settings.parts_in_flight(),
+                    chunked_from: settings.chunked_from,
                 })
             }
         }
@@ -375,13 +412,19 @@ macro_rules! client_surface {
         // ---- the big upload ----------------------------------------------------------------
 
         /// Uploads `source` as the request says (a new file, or a new version with
-        /// [`UploadRequest::new_version`]($crate::core::UploadRequest::new_version)): session,
-        /// parts in parallel, check, commit. On failure the session is aborted unless the
-        /// request keeps it.
+        /// [`UploadRequest::new_version`]($crate::core::UploadRequest::new_version)), any size,
+        /// 0 bytes included: below the client's `chunked_from` (default
+        /// [`DEFAULT_CHUNKED_FROM`]($crate::core::DEFAULT_CHUNKED_FROM)) in one direct upload
+        /// streamed from the source, from it in an upload session (preflight check, parts in
+        /// parallel, check, commit; on failure the session is aborted unless the request keeps
+        /// it). Box's answer must carry our SHA-1 and size. See
+        /// [`FileUpload`]($crate::core::FileUpload).
         ///
         /// A request `file_size` of 0 is taken from the source when it knows its size (files
         /// and bytes); another size than the source's is refused. A file source's fingerprint
-        /// (path, size, modification time) goes into the checkpoint.
+        /// (path, size, modification time) goes into the checkpoint, and its times into Box's
+        /// `content_modified_at` / `content_created_at` unless
+        /// [`UploadOptions::timestamps`]($crate::UploadOptions::timestamps) says not to.
         pub $($async)* fn upload(
             &self,
             source: $crate::Source,
@@ -397,7 +440,14 @@ macro_rules! client_surface {
             request: $crate::core::UploadRequest,
             options: $crate::UploadOptions,
         ) -> Result<$crate::core::models::FileFull, $crate::Error> {
-            let (mut machine, source) = $crate::open_upload(&self.core, source, request, self.parts_in_flight)?;
+            let (mut machine, source) = $crate::open_file_upload(
+                &self.core,
+                source,
+                request,
+                self.parts_in_flight,
+                self.chunked_from,
+                &options,
+            )?;
             crate::driver::drive(self, &mut machine, Some(source), options) $($await)*
         }
 

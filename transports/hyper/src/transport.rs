@@ -3,7 +3,7 @@
 
 use crate::Error;
 use box_upload_core::{Transmit, TransportError, TransportErrorKind};
-use box_upload_driver::{ProxyRules, Settings};
+use box_upload_driver::{ProxyRules, Settings, SourceReader};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::{BodyExt, Limited};
@@ -76,10 +76,21 @@ impl Transport {
         );
         async move {
             let started = Instant::now();
-            let deadline = self.settings.request_deadline(request.body().len());
+            let streamed = request.extensions().get::<SourceReader>().cloned();
+            let body_len = match &streamed {
+                Some(s) => usize::try_from(s.len()).unwrap_or(usize::MAX),
+                None => request.body().len(),
+            };
+            let deadline = self.settings.request_deadline(body_len);
             let activity = Arc::new(Activity::new(started));
             let waits = gate.clone();
-            let request = request.map(|body| PartBody::new(body, Some(Arc::clone(&activity)), waits));
+            let request = request.map(|body| {
+                let mut body = PartBody::new(body, Some(Arc::clone(&activity)), waits);
+                if let Some(streamed) = streamed {
+                    body.stream = Some(Streamed::start(&streamed));
+                }
+                body
+            });
             let exchange = exchange(&self.http, request, max_response_bytes, Arc::clone(&activity));
             // Whatever the outcome, a body still waiting for `100 Continue` is never sent now.
             let _abandon = gate.map(Abandon);
@@ -359,11 +370,67 @@ pub(crate) struct PartBody {
     data: Bytes,
     activity: Option<Arc<Activity>>,
     wait: Option<ContinueWait>,
+    /// A direct upload's body, read from the source on a blocking thread.
+    stream: Option<Streamed>,
 }
+
+/// A body read from the source a chunk at a time on the blocking pool, at most a few chunks
+/// ahead of the wire.
+#[derive(Debug)]
+struct Streamed {
+    chunks: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    left: u64,
+}
+
+impl Streamed {
+    fn start(source: &SourceReader) -> Self {
+        let (tx, chunks) = tokio::sync::mpsc::channel(4);
+        let mut reader = source.reader();
+        tokio::task::spawn_blocking(move || loop {
+            let next = match reader.next_chunk() {
+                Ok(Some(chunk)) => Ok(chunk),
+                Ok(None) => return,
+                Err(e) => Err(e.to_string()),
+            };
+            let failed = next.is_err();
+            // A closed channel: the request is over (answered, failed or dropped).
+            if tx.blocking_send(next).is_err() || failed {
+                return;
+            }
+        });
+        Self { chunks, left: source.len() }
+    }
+}
+
+/// The source could not be read while its bytes were being sent.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the source for the request body failed: {0}")]
+pub(crate) struct SourceFailed(String);
 
 impl PartBody {
     fn new(data: Bytes, activity: Option<Arc<Activity>>, gate: Option<Arc<ContinueGate>>) -> Self {
-        Self { data, activity, wait: gate.map(|gate| ContinueWait { gate, timer: None }) }
+        Self { data, activity, wait: gate.map(|gate| ContinueWait { gate, timer: None }), stream: None }
+    }
+
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Some(stream) = self.stream.as_mut() else { return Poll::Ready(None) };
+        if stream.left == 0 {
+            return Poll::Ready(None);
+        }
+        match stream.chunks.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                stream.left = stream.left.saturating_sub(chunk.len() as u64);
+                if let Some(a) = &self.activity {
+                    a.touch();
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Source(SourceFailed(e))))),
+            Poll::Ready(None) => {
+                Poll::Ready(Some(Err(BodyError::Source(SourceFailed("the source ended early".into())))))
+            }
+        }
     }
 
     /// Ready when the body may be sent; an error when it must not be.
@@ -386,18 +453,32 @@ impl PartBody {
     }
 }
 
+/// Why a request body stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// The server answered before `100 Continue`.
+    #[error(transparent)]
+    NotSent(#[from] NotSent),
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceFailed),
+}
+
 impl Body for PartBody {
     type Data = Bytes;
-    type Error = NotSent;
+    type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, NotSent>>> {
-        if self.data.is_empty() {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if self.data.is_empty() && self.stream.as_ref().is_none_or(|s| s.left == 0) {
             return Poll::Ready(None);
         }
         match self.poll_continue(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(Ok(())) => {}
+        }
+        if self.data.is_empty() {
+            return self.poll_stream(cx);
         }
         if let Some(a) = &self.activity {
             a.touch();
@@ -408,10 +489,10 @@ impl Body for PartBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
+        self.data.is_empty() && self.stream.as_ref().is_none_or(|s| s.left == 0)
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        SizeHint::with_exact(self.data.len() as u64 + self.stream.as_ref().map_or(0, |s| s.left))
     }
 }

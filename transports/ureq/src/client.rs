@@ -32,7 +32,7 @@ impl Client {
             proxied: std::sync::Arc::default(),
             settings: None,
         };
-        Self { core, wire, parts_in_flight: None }
+        Self { core, wire, parts_in_flight: None, chunked_from: box_upload_core::DEFAULT_CHUNKED_FROM }
     }
 
     /// The shared ureq agent.

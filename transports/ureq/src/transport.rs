@@ -2,7 +2,7 @@
 //! most `max_response_bytes` of the body, and name failures with the core's kinds.
 
 use box_upload_core::{RequestKind, Transmit, TransportError, TransportErrorKind};
-use box_upload_driver::{Error, Proxy, ProxyRules, Settings};
+use box_upload_driver::{Error, Proxy, ProxyRules, Settings, SourceReader};
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use std::io;
@@ -107,7 +107,11 @@ pub(crate) fn send(agent: &Agent, transmit: Transmit) -> Result<Response<Bytes>,
     let _enter = span.enter();
     let started = Instant::now();
     let host = request.uri().host().unwrap_or_default().to_owned();
-    let deadline = agent.settings.as_ref().and_then(|s| s.request_deadline(request.body().len()));
+    let body_len = match request.extensions().get::<SourceReader>() {
+        Some(streamed) => usize::try_from(streamed.len()).unwrap_or(usize::MAX),
+        None => request.body().len(),
+    };
+    let deadline = agent.settings.as_ref().and_then(|s| s.request_deadline(body_len));
     let result =
         exchange(via, kind, request, max_response_bytes, deadline).map_err(|e| name(e, &host, proxy, deadline));
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -163,8 +167,14 @@ fn exchange(
 ) -> Result<Response<Bytes>, Failure> {
     let (parts, body) = request.into_parts();
     let takes_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+    let streamed = parts.extensions.get::<SourceReader>().cloned();
     // The request's deadline covers the whole exchange, the answer's body included.
-    let response = if body.is_empty() && !takes_body {
+    let response = if let Some(streamed) = streamed {
+        // A direct upload: the file's bytes read from the source as ureq writes them, a chunk at
+        // a time (the core set `Content-Length`).
+        let body = ureq::SendBody::from_owned_reader(streamed.reader());
+        agent.run(with_deadline(agent, Request::from_parts(parts, body), deadline))
+    } else if body.is_empty() && !takes_body {
         agent.run(with_deadline(agent, Request::from_parts(parts, ()), deadline))
     } else {
         // A borrowed slice: the part's bytes are written from the core's buffer, not copied.

@@ -39,7 +39,7 @@ fn a_new_file_whose_commit_answer_is_lost_is_confirmed_conflicts_as_object_and_a
         h.assert_stored(&file.id, &data);
         let c = h.emu.counters();
         assert_eq!((c.commits, c.requests(Op::Commit)), (1, 2), "applied once, sent twice");
-        assert_eq!(c.requests(Op::Preflight), 1);
+        assert_eq!(c.requests(Op::Preflight), 2, "one before the session, one to confirm the commit");
         assert_eq!(c.requests(Op::File), 1);
         assert_eq!(c.requests(Op::Abort), 0);
     }

@@ -16,6 +16,9 @@
 //!   that cannot be written, a checkpoint in use, resume refused for another file.
 //! - [`file_changes`]: a file that grows, whose mtime changes, or that is rewritten in place with
 //!   its mtime restored, during the upload (also after its last read, before the commit).
+//! - [`direct_upload`]: one `upload` for every size (0 B to 60 MB; direct below the cutoff,
+//!   a session from it after the preflight check), conflicts (fail, version, skip), the file's
+//!   timestamps, the cutoff setting, a retried direct upload, a file changed before its send.
 //! - [`commit_confirm`]: a commit whose answer is lost, confirmed from the file on the API host
 //!   (or reported as of unknown outcome); `get_file` and `preflight_file_upload`.
 //! - [`events`]: the event and progress callbacks.
@@ -35,6 +38,7 @@ mod big_sessions;
 mod cancel;
 mod commit_confirm;
 mod connect_proxy;
+mod direct_upload;
 mod events;
 mod expect_continue;
 mod faults;
