@@ -9,8 +9,8 @@ use std::path::PathBuf;
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  any other failure (input refused before any request, e.g. a file under 20,000,000 bytes;
-     a bad checkpoint file; cancelled)
+  1  any other failure (input refused before any request, e.g. a bad file name; a bad
+     checkpoint file; cancelled)
   2  usage error (bad or missing arguments)
   3  authentication (Box answered 401, the token request was refused, no token given)
   4  Box answered an error (4xx/5xx after retries, e.g. 404 not found, 409 name in use,
@@ -138,7 +138,8 @@ pub(crate) struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Upload a file of 20,000,000 bytes or more: a new file (--folder) or a new version (--file-id).
+    /// Upload a file of any size: a new file (--folder) or a new version (--file-id); direct below
+    /// --chunked-from, in an upload session from it.
     Upload(UploadArgs),
     /// Continue an upload from its checkpoint file (written by `upload --checkpoint`).
     Resume(ResumeArgs),
@@ -182,9 +183,44 @@ pub(crate) struct UploadArgs {
     /// download the result and check it byte for byte. Needs no token.
     #[arg(long)]
     pub(crate) emulator: bool,
+    /// Files of at least BYTES go in an upload session (parts in parallel, resumable), smaller
+    /// ones in one direct upload. From 20000000 (Box's smallest session) to 50000001 (Box's
+    /// largest direct upload is 50 MB).
+    #[arg(long, value_name = "BYTES", default_value_t = box_upload_core::DEFAULT_CHUNKED_FROM)]
+    pub(crate) chunked_from: u64,
+    /// When the name is already in use in the folder: fail (Box's 409), upload a new version of
+    /// that file (only if it is not changed meanwhile: If-Match on its etag), or skip the upload
+    /// when that file has the same SHA-1 (and fail when it does not).
+    #[arg(long, value_enum, default_value_t = OnConflictArg::Fail)]
+    pub(crate) on_conflict: OnConflictArg,
+    /// Do not send the file's modification (and creation) time as Box's content_modified_at
+    /// (content_created_at): Box then shows the time of the upload.
+    #[arg(long)]
+    pub(crate) no_timestamps: bool,
     /// With --emulator: the emulator's part size in bytes.
     #[arg(long, value_name = "BYTES", requires = "emulator", hide = true)]
     pub(crate) emulator_part_size: Option<u64>,
+}
+
+/// `--on-conflict`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnConflictArg {
+    /// Fail with Box's 409 item_name_in_use (exit 4).
+    Fail,
+    /// Upload a new version of the file holding the name, with If-Match on its etag.
+    Version,
+    /// Upload nothing when the file holding the name has the same content.
+    Skip,
+}
+
+impl From<OnConflictArg> for box_upload_core::OnConflict {
+    fn from(arg: OnConflictArg) -> Self {
+        match arg {
+            OnConflictArg::Fail => Self::Fail,
+            OnConflictArg::Version => Self::Version,
+            OnConflictArg::Skip => Self::Skip,
+        }
+    }
 }
 
 /// `box-upload resume`.

@@ -11,7 +11,7 @@ use box_upload_core::models::FileFull;
 use box_upload_core::operations::Operation;
 use box_upload_core::Secret;
 use box_upload_core::{
-    BigUpload, BoxSubject, Checkpoint, ClientCredentials, Machine, ResumeFrom, ResumeOptions, UploadRequest,
+    BigUpload, BoxSubject, Checkpoint, ClientCredentials, FileUpload, Machine, ResumeFrom, ResumeOptions, UploadRequest,
 };
 use box_upload_driver::{CancelToken, ClientBuilder, OpenSource, ProxySetting, Source, UploadOptions, Wire};
 use std::path::Path;
@@ -191,12 +191,25 @@ impl Backend {
         self.drive(&mut call, None, UploadOptions::new())
     }
 
-    /// The big upload of the file at `path` as `request` says: the file is opened and the core
-    /// takes its size and fingerprint, and checks the request (a file under 20,000,000 bytes is
-    /// refused here). Nothing is sent.
-    pub(crate) fn start_upload(&self, path: &Path, request: UploadRequest) -> Result<BigRun, Failure> {
-        let (machine, source) =
-            box_upload_driver::open_upload(&self.core, Source::file(path), request, Some(self.parts_in_flight))?;
+    /// The upload of the file at `path` as `request` says, any size: direct below
+    /// `chunked_from`, an upload session from it. The file is opened and the core takes its
+    /// size, fingerprint and times (unless `options` turns them off), and checks the request.
+    /// Nothing is sent.
+    pub(crate) fn start_upload(
+        &self,
+        path: &Path,
+        request: UploadRequest,
+        chunked_from: u64,
+        options: &UploadOptions,
+    ) -> Result<BigRun<FileUpload>, Failure> {
+        let (machine, source) = box_upload_driver::open_file_upload(
+            &self.core,
+            Source::file(path),
+            request,
+            Some(self.parts_in_flight),
+            chunked_from,
+            options,
+        )?;
         Ok(BigRun::new(machine, source))
     }
 
@@ -223,12 +236,15 @@ impl Backend {
 
     /// Runs a big upload to its commit. Ctrl-C cancels it: the session is then kept when
     /// `keep_session_on_cancel` (a checkpoint can resume it), aborted otherwise.
-    pub(crate) fn finish(
+    pub(crate) fn finish<M>(
         &self,
-        mut run: BigRun,
+        mut run: BigRun<M>,
         options: UploadOptions,
         keep_session_on_cancel: bool,
-    ) -> Result<FileFull, Failure> {
+    ) -> Result<FileFull, Failure>
+    where
+        M: Machine<Output = FileFull> + Send,
+    {
         let token = CancelToken::new();
         let interrupt = Interrupt::watch(token.clone());
         let options = options.cancel_token(token).keep_session_on_cancel(keep_session_on_cancel);
@@ -238,17 +254,18 @@ impl Backend {
     }
 }
 
-/// A big upload ready to run: the core's machine and what opening the file told.
-pub(crate) struct BigRun {
-    machine: BigUpload,
+/// An upload ready to run: the core's machine (a [`FileUpload`], or the [`BigUpload`] of a
+/// resume) and what opening the file told.
+pub(crate) struct BigRun<M = BigUpload> {
+    machine: M,
     /// The file, opened.
     source: OpenSource,
     /// Its size when opened.
     size: u64,
 }
 
-impl BigRun {
-    fn new(machine: BigUpload, source: OpenSource) -> Self {
+impl<M> BigRun<M> {
+    fn new(machine: M, source: OpenSource) -> Self {
         let size = source.facts().size.unwrap_or_default();
         Self { machine, source, size }
     }

@@ -126,7 +126,7 @@ fn fingerprint_path(fingerprint: &str) -> Option<PathBuf> {
 }
 
 /// A failure before the run started: the file could not be opened, or the core refused the
-/// input (e.g. a file under 20,000,000 bytes). No request was made.
+/// input (e.g. a bad file name). No request was made.
 fn nothing_sent(failure: Failure) -> Failure {
     Failure { message: format!("{} (nothing was sent)", failure.message), ..failure }
 }
@@ -166,12 +166,20 @@ fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result
     if args.checkpoint.is_some() {
         request = request.keep_session_on_failure(true);
     }
+    let (low, high) = (box_upload_core::MIN_FILE_SIZE, box_upload_core::MAX_DIRECT_UPLOAD_SIZE + 1);
+    if !(low..=high).contains(&args.chunked_from) {
+        return Err(usage(format!(
+            "--chunked-from must be from {low} (Box's smallest upload session) to {high} (Box's direct uploads hold at most {} bytes)",
+            high - 1
+        )));
+    }
     let failed = |f: Failure| f.context(&format!("upload of {} failed", path.display()));
     let backend = Backend::build(settings)?;
-    let run = backend.start_upload(&path, request).map_err(|f| failed(nothing_sent(f)))?;
+    let choices = UploadOptions::new().on_conflict(args.on_conflict.into()).timestamps(!args.no_timestamps);
+    let run = backend.start_upload(&path, request, args.chunked_from, &choices).map_err(|f| failed(nothing_sent(f)))?;
     let size = run.size();
     let bar = Bar::for_stderr(size, "uploading");
-    let mut options = bar.watch(UploadOptions::new());
+    let mut options = bar.watch(choices);
     if let Some(deadline) = settings.deadline {
         options = options.deadline(deadline);
     }

@@ -140,17 +140,90 @@ fn missing_file_exits_6() {
 }
 
 #[test]
-fn small_file_is_refused_before_any_request() {
-    let emu = emulator();
+fn any_size_uploads_direct_below_the_cutoff_and_in_a_session_from_it() {
     let dir = tempfile::tempdir().unwrap();
-    let small = make_file(dir.path(), "small.bin", 19_999_999, 5);
     for transport in ["hyper", "ureq"] {
-        let out = run(cli(&emu, transport), &["upload", small.to_str().unwrap(), "--folder", "0"]);
-        assert_fails(&out, 1, &["19999999 bytes", "20000000"]);
+        let emu = emulator();
+        for (size, direct) in [(0, true), (1_000, true), (19_999_999, true), (20_000_000, false)] {
+            let name = format!("{transport}-{size}.bin");
+            let path = make_file(dir.path(), &name, size, 5);
+            let before = emu.counters();
+            let out = run(cli(&emu, transport), &["upload", path.to_str().unwrap(), "--folder", "0", "--json"]);
+            let file = json(&out);
+            assert_eq!(file["size"], size, "{transport} {size}");
+            let content = std::fs::read(&path).unwrap();
+            assert_eq!(file["sha1"], sha1_hex(&content));
+            assert_eq!(emu.file_content(file["id"].as_str().unwrap()).unwrap(), content, "{transport} {size}");
+            let after = emu.counters();
+            let direct_sends = after.requests(Op::UploadFile) - before.requests(Op::UploadFile);
+            let sessions = after.requests(Op::CreateSession) - before.requests(Op::CreateSession);
+            assert_eq!((direct_sends, sessions), if direct { (1, 0) } else { (0, 1) }, "{transport} {size}");
+        }
     }
+    // The cutoff is the user's, within Box's limits.
+    let emu = emulator();
+    let path = make_file(dir.path(), "cut.bin", 1_000, 6);
+    let out = run(cli(&emu, "ureq"), &["upload", path.to_str().unwrap(), "--folder", "0", "--chunked-from", "1000"]);
+    assert_fails(&out, 2, &["--chunked-from", "20000000"]);
     let out = run(cli(&emu, "hyper"), &["session", "create", "--folder", "0", "--name", "x", "--size", "1000"]);
     assert_fails(&out, 1, &["20000000"]);
     assert_eq!(emu.counters().total_requests(), 0, "a request reached the emulator");
+}
+
+#[test]
+fn on_conflict_fail_version_and_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    for transport in ["hyper", "ureq"] {
+        let emu = emulator();
+        let path = make_file(dir.path(), "notes.txt", 1_000, 7);
+        let content = std::fs::read(&path).unwrap();
+        let old = emu.create_file("0", "notes.txt", b"old notes").unwrap();
+        let upload = |extra: &[&str]| {
+            let mut args = vec!["upload", path.to_str().unwrap(), "--folder", "0", "--json"];
+            args.extend_from_slice(extra);
+            run(cli(&emu, transport), &args)
+        };
+        // Default: Box's 409, exit 4, nothing changed.
+        assert_fails(&upload(&[]), 4, &["item_name_in_use"]);
+        assert_eq!(emu.file_content(&old.id).unwrap(), b"old notes");
+        // Other content under the name: skip fails the same way.
+        assert_fails(&upload(&["--on-conflict", "skip"]), 4, &["item_name_in_use"]);
+        // version: a new version of that file.
+        let file = json(&upload(&["--on-conflict", "version"]));
+        assert_eq!(file["id"], old.id.as_str(), "{transport}");
+        assert_eq!(emu.file_content(&old.id).unwrap(), content);
+        // skip: the same content now, nothing is sent.
+        let before = emu.counters().requests(Op::UploadFile);
+        let file = json(&upload(&["--on-conflict", "skip"]));
+        assert_eq!(
+            (file["id"].as_str(), file["sha1"].as_str()),
+            (Some(old.id.as_str()), Some(sha1_hex(&content).as_str()))
+        );
+        assert_eq!(emu.counters().requests(Op::UploadFile), before, "{transport}: skipped");
+    }
+}
+
+#[test]
+fn the_files_modification_time_goes_to_box_unless_no_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator();
+    let when = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_934_245);
+    for (transport, flag) in [("hyper", None), ("ureq", Some("--no-timestamps"))] {
+        let name = format!("{transport}.txt");
+        let path = make_file(dir.path(), &name, 100, 8);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+        let mut args = vec!["upload", path.to_str().unwrap(), "--folder", "0", "--json"];
+        args.extend(flag);
+        let file = json(&run(cli(&emu, transport), &args));
+        let stored = emu.file_info(file["id"].as_str().unwrap()).unwrap();
+        match flag {
+            None => {
+                assert_eq!(stored.content_modified_at.as_deref(), Some("2020-01-02T03:04:05Z"));
+                assert_eq!(file["content_modified_at"], "2020-01-02T03:04:05Z");
+            }
+            Some(_) => assert_eq!(stored.content_modified_at, None),
+        }
+    }
 }
 
 #[test]
