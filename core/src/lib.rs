@@ -68,16 +68,16 @@ pub use file_upload::{rfc3339, FileUpload, FileUploadOptions, OnConflict, DEFAUL
 pub use machine::{
     Event, Machine, PartBuilder, PartData, Progress, ReadId, ReadRequest, RequestId, RequestKind, Transmit, HASH_CHUNK,
 };
+pub use operations::{SourceBody, MAX_DIRECT_UPLOAD_SIZE};
 pub use planner::{PartPlan, PlanError, PlannedPart, MAX_PARTS, MIN_FILE_SIZE};
 pub use policy::{
     is_loopback_host, random_jitter_seed, ClientSettings, Config, DEFAULT_API_BASE, DEFAULT_MAX_PART_SIZE,
     DEFAULT_UPLOAD_BASE, USER_AGENT_VALUE,
 };
 pub use response::api_error;
-pub use operations::{SourceBody, MAX_DIRECT_UPLOAD_SIZE};
 pub use retry::{retry_after, Jitter, RetryPolicy};
 pub use session_tools::{CommitAndWait, ListAllParts};
 pub use upload::{
-    BigUpload, Checkpoint, FileFingerprint, FingerprintError, ResumeFrom, ResumeOptions, UploadRequest, UploadTarget,
-    CHECKPOINT_VERSION, CONFIRM_FIELDS, DEFAULT_PARTS_IN_FLIGHT,
+    BigUpload, Checkpoint, DedupeStats, FileFingerprint, FingerprintError, ResumeFrom, ResumeOptions, UploadRequest,
+    UploadTarget, CHECKPOINT_VERSION, CONFIRM_FIELDS, DEFAULT_PARTS_IN_FLIGHT,
 };

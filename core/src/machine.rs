@@ -2,7 +2,7 @@
 //! [`Machine`] trait (its docs give the order of calls), what goes in and out of it, and the
 //! builder that reads and hashes a part.
 
-use crate::digest::{FileHasher, Sha1Digest};
+use crate::digest::{FileHasher, PartSha512, Sha1Digest, Sha512Digest};
 use crate::error::{Error, SourceError, TransportError};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -113,6 +113,8 @@ pub struct ReadRequest {
 pub struct PartData {
     bytes: Bytes,
     sha1: Sha1Digest,
+    /// The bytes' SHA-512, when the builder was asked for it (a deduplicated upload's plan).
+    sha512: Option<Sha512Digest>,
     /// The machine's whole-file hasher carried on over these bytes, when the machine handed its
     /// state to the [`PartBuilder`] (see [`Machine::part_builder`]).
     pub(crate) file: Option<Box<FileHasher>>,
@@ -123,7 +125,13 @@ impl PartData {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         let sha1 = Sha1Digest::of(&bytes);
-        Self { bytes, sha1, file: None }
+        Self { bytes, sha1, sha512: None, file: None }
+    }
+
+    /// Their SHA-512, when the machine asked the builder for it (see [`Machine::part_builder`]).
+    #[must_use]
+    pub fn sha512(&self) -> Option<Sha512Digest> {
+        self.sha512
     }
 
     /// The bytes.
@@ -177,6 +185,7 @@ pub struct PartBuilder {
     filled: usize,
     hasher: FileHasher,
     file: Option<FileHasher>,
+    sha512: Option<PartSha512>,
 }
 
 impl PartBuilder {
@@ -184,7 +193,15 @@ impl PartBuilder {
     /// overwritten). Pass a reused buffer to avoid allocating per part.
     #[must_use]
     pub fn new(buf: Vec<u8>) -> Self {
-        Self { buf, filled: 0, hasher: FileHasher::new(), file: None }
+        Self { buf, filled: 0, hasher: FileHasher::new(), file: None, sha512: None }
+    }
+
+    /// Also computes the part's SHA-512, on each chunk as it is hashed (a deduplicated upload
+    /// plans its parts by it).
+    #[must_use]
+    pub fn with_sha512(mut self) -> Self {
+        self.sha512 = Some(PartSha512::new());
+        self
     }
 
     /// A builder that also carries the machine's whole-file hash on over the bytes.
@@ -217,6 +234,9 @@ impl PartBuilder {
             Some(file) => self.hasher.update_pair(file, chunk),
             None => self.hasher.update(chunk),
         }
+        if let Some(sha512) = &mut self.sha512 {
+            sha512.update(chunk);
+        }
         self.filled = end;
     }
 
@@ -229,8 +249,12 @@ impl PartBuilder {
                 Some(file) => self.hasher.update_pair(file, chunk),
                 None => self.hasher.update(chunk),
             }
+            if let Some(sha512) = &mut self.sha512 {
+                sha512.update(chunk);
+            }
         }
-        PartData { sha1: self.hasher.finish(), file: self.file.map(Box::new), bytes }
+        let sha512 = self.sha512.map(PartSha512::finish);
+        PartData { sha1: self.hasher.finish(), sha512, file: self.file.map(Box::new), bytes }
     }
 
     /// How many bytes are written.
@@ -253,10 +277,16 @@ impl PartBuilder {
         let bytes = wrap(self.buf);
         debug_assert_eq!(bytes.len(), self.filled, "wrap must keep the bytes");
         if bytes.len() == self.filled {
-            PartData { bytes, sha1, file: self.file.map(Box::new) }
+            let sha512 = self.sha512.map(PartSha512::finish);
+            PartData { bytes, sha1, sha512, file: self.file.map(Box::new) }
         } else {
             // A wrapper that changed the bytes gets them hashed again: the digest must be theirs.
-            PartData::new(bytes)
+            let wanted = self.sha512.is_some();
+            let mut data = PartData::new(bytes);
+            if wanted {
+                data.sha512 = Some(Sha512Digest::of(&data.bytes));
+            }
+            data
         }
     }
 }

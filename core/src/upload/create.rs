@@ -63,6 +63,9 @@ impl BigUpload {
         {
             self.session_ref(endpoint)?;
         }
+        if self.dedupe.is_some() {
+            self.session_ref(Endpoint::Plan)?;
+        }
         self.plan = Some(plan);
         self.parts = (0..plan.len())
             .map(|_| PartSlot {

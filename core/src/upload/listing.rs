@@ -152,6 +152,14 @@ impl BigUpload {
             Ok(ListOutcome::More) => self.submit_list_page(),
             Ok(ListOutcome::Done(entries)) => {
                 self.lister = None;
+                if purpose == ListPurpose::Verify {
+                    // A deduplicated upload's hits are committed as listed, or uploaded after all.
+                    match self.confirm_hits(&entries) {
+                        Err(e) => return self.fail(e),
+                        Ok(false) => return,
+                        Ok(true) => {}
+                    }
+                }
                 let result = match purpose {
                     ListPurpose::Resume => self.adopt_resumed(entries),
                     ListPurpose::Verify => self.verify(entries),

@@ -15,6 +15,7 @@ mod checkpoint;
 mod commit;
 mod confirm;
 mod create;
+mod dedupe;
 mod fingerprint;
 mod listing;
 mod parts;
@@ -24,6 +25,7 @@ mod resume;
 
 pub use checkpoint::{Checkpoint, ResumeFrom, UploadTarget, CHECKPOINT_VERSION};
 pub use confirm::CONFIRM_FIELDS;
+pub use dedupe::DedupeStats;
 pub use fingerprint::{FileFingerprint, FingerprintError};
 pub use request::{ResumeOptions, UploadRequest, DEFAULT_PARTS_IN_FLIGHT};
 
@@ -56,6 +58,8 @@ enum Job {
     Commit,
     /// A lookup confirming the commit (get file, preflight check).
     Confirm,
+    /// The session's plan (a deduplicated upload).
+    Plan,
     Abort,
 }
 
@@ -66,6 +70,7 @@ enum Endpoint {
     ListParts,
     Abort,
     Status,
+    Plan,
 }
 
 impl Endpoint {
@@ -76,6 +81,7 @@ impl Endpoint {
             Endpoint::ListParts => endpoints.list_parts.as_deref(),
             Endpoint::Abort => endpoints.abort.as_deref(),
             Endpoint::Status => endpoints.status.as_deref(),
+            Endpoint::Plan => endpoints.plan.as_deref(),
         }
     }
 }
@@ -140,6 +146,7 @@ struct Settings {
     list_page_size: u64,
     headers: HeaderMap,
     commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    dedupe: bool,
 }
 
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
@@ -195,11 +202,14 @@ pub struct BigUpload {
     error: Option<Error>,
     output: Option<Result<FileFull, Error>>,
     events: VecDeque<Event>,
+    /// Deduplication, when asked for (`UploadRequest::dedupe`).
+    dedupe: Option<dedupe::Dedupe>,
 }
 
 impl BigUpload {
     fn new(client: &Client, settings: Settings, phase: Phase) -> Self {
         let progress = Progress { total_bytes: settings.file_size, ..Progress::default() };
+        let dedupe = settings.dedupe.then(dedupe::Dedupe::new);
         Self {
             dispatch: Dispatcher::new(client.config.clone(), client.auth.clone()),
             settings,
@@ -224,6 +234,7 @@ impl BigUpload {
             error: None,
             output: None,
             events: VecDeque::new(),
+            dedupe,
         }
     }
 
@@ -259,7 +270,14 @@ impl BigUpload {
     pub fn checkpoint(&self) -> Option<Checkpoint> {
         let session = self.session.clone()?;
         let part_size = session.part_size?;
-        let parts = self.acked_parts();
+        let mut parts = self.acked_parts();
+        if let Some(dedupe) = &self.dedupe {
+            // A hit no listing has shown yet is not known to be held: a resume lists the session.
+            let plan = self.plan;
+            parts.retain(|p| {
+                !plan.and_then(|pl| pl.part_at(p.offset)).is_some_and(|pp| dedupe.is_unconfirmed(pp.index))
+            });
+        }
         Some(Checkpoint {
             version: CHECKPOINT_VERSION,
             session,
@@ -404,6 +422,10 @@ impl BigUpload {
                     self.finish_with_error();
                 }
                 Completion::Failed { job: Job::Commit, error, .. } if !self.is_over() => self.on_commit_failure(error),
+                Completion::Failed { job: Job::Plan, error, .. } if !self.is_over() => {
+                    let indexes = Vec::new();
+                    self.fall_back(&error, indexes);
+                }
                 Completion::Failed { job: Job::Confirm, error, .. } if !self.is_over() => {
                     self.on_confirm_failure(&error)
                 }
@@ -430,6 +452,7 @@ impl BigUpload {
             Job::Reconcile => self.on_reconcile_answer(response, now),
             Job::Commit => self.on_commit_answer(response, maybe_applied, now),
             Job::Confirm => self.on_confirm_answer(response),
+            Job::Plan => self.on_plan_answer(response, now),
             Job::Abort => {}
         }
     }
@@ -490,11 +513,16 @@ impl Machine for BigUpload {
 
     fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
         // Only the read that continues the hashed prefix can carry the whole-file hash on.
-        match self.reads.get(&read.id) {
+        let builder = match self.reads.get(&read.id) {
             Some(ReadTarget::Part(index)) if *index == self.hashed_upto && self.digest.is_none() => {
                 PartBuilder::continuing(buf, self.whole.clone())
             }
             _ => PartBuilder::new(buf),
+        };
+        // The SHA-512 only while plans are still made, on the same chunks as the SHA-1s.
+        match &self.dedupe {
+            Some(dedupe) if dedupe.wants_sha512() => builder.with_sha512(),
+            _ => builder,
         }
     }
 

@@ -18,6 +18,18 @@ impl BigUpload {
             return None;
         }
         let plan = self.plan?;
+        if self.holding < self.settings.parts_in_flight {
+            // A plan's hit the session did not keep, read again to upload it.
+            if let Some(part) = self.next_reread().and_then(|i| plan.part(i)) {
+                self.parts[part.index].reading = true;
+                self.holding += 1;
+                self.next_read_id += 1;
+                let id = ReadId(self.next_read_id);
+                self.reads.insert(id, ReadTarget::Part(part.index));
+                let len = usize::try_from(part.size).ok()?;
+                return Some(ReadRequest { id, offset: part.offset, len });
+            }
+        }
         if self.next_read < plan.len() {
             if self.holding >= self.settings.parts_in_flight {
                 return None;
@@ -91,6 +103,16 @@ impl BigUpload {
                         }
                     }
                     _ => {
+                        match self.hold_for_plan(index, &data) {
+                            Err(e) => return self.fail(e),
+                            Ok(true) => {
+                                self.parts[index].data = Some(data);
+                                self.advance_hash();
+                                self.emit_progress();
+                                return self.flush_plan();
+                            }
+                            Ok(false) => {}
+                        }
                         let session = match self.session_ref(Endpoint::UploadPart) {
                             Ok(s) => s,
                             Err(e) => return self.fail(e),

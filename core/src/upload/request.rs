@@ -33,6 +33,9 @@ pub struct UploadRequest {
     pub headers: HeaderMap,
     /// File attributes sent with the commit (e.g. `content_modified_at`).
     pub commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Deduplicate (default off): plan the parts by their SHA-512 and send only those Box does
+    /// not hold (see [`BigUpload`](crate::BigUpload)).
+    pub dedupe: bool,
 }
 
 impl UploadRequest {
@@ -59,6 +62,7 @@ impl UploadRequest {
             list_page_size: MAX_LIST_LIMIT,
             headers: HeaderMap::new(),
             commit_attributes: None,
+            dedupe: false,
         }
     }
 
@@ -105,6 +109,15 @@ impl UploadRequest {
         self
     }
 
+    /// Deduplicates: the reading pass also computes each part's SHA-512, the session's plan
+    /// says which parts Box holds already, and only the others are sent (see
+    /// [`BigUpload`](crate::BigUpload) for the order and the fallback).
+    #[must_use]
+    pub fn dedupe(mut self, yes: bool) -> Self {
+        self.dedupe = yes;
+        self
+    }
+
     /// Adds a header to every request.
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -130,6 +143,7 @@ impl UploadRequest {
             list_page_size: self.list_page_size,
             headers: self.headers,
             commit_attributes: self.commit_attributes,
+            dedupe: self.dedupe,
         })
     }
 }

@@ -49,6 +49,8 @@ impl BigUpload {
             list_page_size: options.list_page_size,
             headers: options.headers,
             commit_attributes: checkpoint.commit_attributes,
+            // A resume lists what the session holds: there is nothing left to plan.
+            dedupe: false,
         };
         if settings.parts_in_flight == 0 {
             return Err(InputError::ZeroParallelism);
