@@ -166,6 +166,9 @@ fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result
     if args.checkpoint.is_some() {
         request = request.keep_session_on_failure(true);
     }
+    if args.dedupe {
+        request = request.dedupe(true);
+    }
     let (low, high) = (box_upload_core::MIN_FILE_SIZE, box_upload_core::MAX_DIRECT_UPLOAD_SIZE + 1);
     if !(low..=high).contains(&args.chunked_from) {
         return Err(usage(format!(

@@ -65,3 +65,38 @@ fn session_plan_on_a_box_without_it_is_a_box_error() {
     let out = run(cli(&emu, "ureq"), &["session", "plan", id, "--file", v2.to_str().unwrap()]);
     assert_fails(&out, 4, &["session plan failed", "404"]);
 }
+
+/// `upload --dedupe` of a new version with one part changed: with hits added to the session only
+/// that part is sent; with hits not added they are uploaded after all; without the plan, a plain
+/// upload. Committed byte for byte each time, through both transports.
+#[test]
+fn upload_dedupe_in_both_emulator_modes_and_without_a_plan() {
+    for (mode, sent_parts) in [(PlanMode::AddHits, 1u64), (PlanMode::HitsNotAdded, 4), (PlanMode::Off, 4)] {
+        for transport in ["hyper", "ureq"] {
+            let emu = emulator_with(mode);
+            let dir = tempfile::tempdir().unwrap();
+            let (file_id, v2) = changed_copy(&emu, dir.path());
+            let before = emu.counters().bytes_received;
+            let out = run(
+                cli(&emu, transport),
+                &[
+                    "upload",
+                    v2.to_str().unwrap(),
+                    "--file-id",
+                    &file_id,
+                    "--dedupe",
+                    "--chunked-from",
+                    "20000000",
+                    "--json",
+                ],
+            );
+            let file = json(&out);
+            let expected = std::fs::read(&v2).unwrap();
+            assert_eq!(file["sha1"], sha1_hex(&expected), "{mode:?} {transport}");
+            assert!(emu.file_content(&file_id).unwrap() == expected, "{mode:?} {transport}: stored byte for byte");
+            let sent = emu.counters().bytes_received - before;
+            let expect_sent = if sent_parts == 1 { PART } else { SIZE };
+            assert_eq!(sent, expect_sent, "{mode:?} {transport}: bytes sent");
+        }
+    }
+}
