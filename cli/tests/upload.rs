@@ -160,6 +160,14 @@ fn any_size_uploads_direct_below_the_cutoff_and_in_a_session_from_it() {
             assert_eq!((direct_sends, sessions), if direct { (1, 0) } else { (0, 1) }, "{transport} {size}");
         }
     }
+    // By default (no BOX_CHUNKED_FROM), every file Box takes directly goes direct.
+    let emu = emulator();
+    let path = make_file(dir.path(), "default.bin", 20_000_000, 9);
+    let mut cmd = cli(&emu, "ureq");
+    cmd.env_remove("BOX_CHUNKED_FROM");
+    let file = json(&run(cmd, &["upload", path.to_str().unwrap(), "--folder", "0", "--json"]));
+    assert_eq!(file["size"], 20_000_000);
+    assert_eq!((emu.counters().requests(Op::UploadFile), emu.counters().requests(Op::CreateSession)), (1, 0));
     // The cutoff is the user's, within Box's limits.
     let emu = emulator();
     let path = make_file(dir.path(), "cut.bin", 1_000, 6);

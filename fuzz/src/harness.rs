@@ -12,13 +12,15 @@ use box_upload_core::http::{HeaderMap, Method, Response, StatusCode};
 use box_upload_core::models::{UploadPart, UploadSession};
 use box_upload_core::operations::{
     CommitResponse, CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession, GetFile,
-    GetUploadSession, ListUploadSessionParts, Operation, PreflightCheck, PreflightFileUpload, UploadFilePart,
+    GetUploadSession, ListUploadSessionParts, Operation, PreflightCheck, PreflightFileUpload, UploadFile,
+    UploadFilePart,
 };
 use box_upload_core::{
     api_error, retry_after, BigUpload, Client, Config, ContentRange, DeveloperToken, Error, Event, FileHasher, Machine,
     PartData, PartPlan, PlanError, ProtocolError, ReadRequest, RequestId, RequestKind, Sha1Digest, SourceError,
     Transmit, TransportError, TransportErrorKind, UploadRequest, MAX_PARTS, MIN_FILE_SIZE,
 };
+use box_upload_core::{FileUploadOptions, OnConflict, SourceFacts};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -376,7 +378,8 @@ pub fn check_answer(input: &AnswerInput) {
 
     // Every operation's parser.
     let data = PartData::new(Bytes::from_static(b"abc"));
-    let ops: [(RequestKind, Parser<'_>); 9] = [
+    let ops: [(RequestKind, Parser<'_>); 10] = [
+        (RequestKind::UploadFile, Box::new(|r| verdict(UploadFile::new_file("0", "f.bin", 3).unwrap().parse(r)))),
         (
             RequestKind::CreateSession,
             Box::new(|r| verdict(CreateUploadSession::new("0", "f.bin", MIN_FILE_SIZE).unwrap().parse(r))),
@@ -438,6 +441,53 @@ pub fn check_answer(input: &AnswerInput) {
         4 => run_call(&client, PreflightFileUpload::new("0", "f.bin", MIN_FILE_SIZE).unwrap(), input),
         _ => run_call(&client, ListUploadSessionParts::by_id("S1").with_offset(3), input),
     }
+    run_file_upload(&client, input);
+}
+
+/// A direct upload of three bytes (under each conflict policy), every request answered with
+/// `input`: it ends, gives its output once, and succeeds only with a file holding our SHA-1.
+fn run_file_upload(client: &Client, input: &AnswerInput) {
+    let content = Bytes::from_static(b"abc");
+    let policy = [OnConflict::Fail, OnConflict::Version, OnConflict::Skip][usize::from(input.op % 3)];
+    let options = FileUploadOptions { on_conflict: policy, ..FileUploadOptions::default() };
+    let facts = SourceFacts { size: Some(3), ..SourceFacts::default() };
+    let mut m = client.file_upload(UploadRequest::new_file("0", "f.bin", 0), &facts, None, options).unwrap();
+    let mut now = Instant::now();
+    // A preflight, the upload, a version after a conflict, a look-up: each with its retries.
+    let max_sends = 4 * (client.config().retry.max_retries as usize + 2);
+    let mut sends = 0;
+    for _ in 0..8 * max_sends {
+        while m.poll_event().is_some() {}
+        if let Some(output) = m.poll_output() {
+            assert!(m.poll_output().is_none(), "output given twice");
+            assert!(m.poll_transmit(now).is_none(), "a request after the output");
+            if let Ok(file) = output {
+                assert_eq!(file.sha1.as_deref(), Some(Sha1Digest::of(&content).to_hex().as_str()), "not our bytes");
+            }
+            return;
+        }
+        if let Some(read) = m.poll_read() {
+            let start = usize::try_from(read.offset).unwrap_or(usize::MAX).min(content.len());
+            let end = start.saturating_add(read.len).min(content.len());
+            let part = m.part_builder(&read, Vec::new());
+            m.handle_read(read.id, Ok(part.finish_with_bytes(content.slice(start..end))), now);
+            continue;
+        }
+        match m.poll_transmit(now) {
+            Some(t) => {
+                sends += 1;
+                assert!(sends <= max_sends, "{} sent {sends} times", t.kind);
+                m.handle_response(t.id, input.response(), now);
+            }
+            None => {
+                let at = m.poll_timeout().expect("a direct upload with nothing to send and nothing to wait for");
+                assert!(at <= now + Duration::from_secs(3600), "waits an hour");
+                now = now.max(at);
+                m.handle_timeout(now);
+            }
+        }
+    }
+    panic!("the direct upload did not end after {sends} sends");
 }
 
 type Parser<'a> = Box<dyn Fn(Response<Bytes>) -> Verdict + 'a>;
@@ -466,6 +516,11 @@ fn check_refusal(kind: RequestKind, status: StatusCode, err: &Error) {
         Error::Protocol(ProtocolError::UnexpectedStatus { kind: k, status: s }) => {
             assert!(status.is_redirection() || status.is_informational(), "{kind}: UnexpectedStatus for {status}");
             assert_eq!((*k, *s), (kind, status.as_u16()));
+        }
+        Error::Protocol(ProtocolError::MissingField { kind: k, field: "entries" }) => {
+            // A direct upload's 2xx whose `entries` hold no file.
+            assert!(status.is_success(), "{kind}: MissingField for {status}");
+            assert_eq!((*k, kind), (RequestKind::UploadFile, RequestKind::UploadFile));
         }
         Error::Api(e) => {
             assert!(!status.is_success() && !status.is_redirection() && !status.is_informational());

@@ -63,7 +63,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = PlanArg::Added)]
     plan: PlanArg,
     /// Wait this many milliseconds before handling each upload-session request (create, get,
-    /// part, list, commit, abort, plan): a stand-in for the round trip and server time of real Box.
+    /// part, list, commit, abort, plan, direct upload, preflight check, get file): a stand-in for
+    /// the round trip and server time of real Box.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Seed for ids and probabilistic faults.
@@ -136,9 +137,20 @@ fn faults(args: &Args) -> Faults {
     let mut faults = Faults::none();
     if args.latency_ms > 0 {
         let delay = FaultAction::Delay(Duration::from_millis(args.latency_ms));
-        faults = [Op::CreateSession, Op::GetSession, Op::UploadPart, Op::ListParts, Op::Commit, Op::Abort, Op::Plan]
-            .into_iter()
-            .fold(faults, |f, op| f.rule(op, Trigger::Always, delay.clone()));
+        faults = [
+            Op::CreateSession,
+            Op::GetSession,
+            Op::UploadPart,
+            Op::ListParts,
+            Op::Commit,
+            Op::Abort,
+            Op::Plan,
+            Op::UploadFile,
+            Op::Preflight,
+            Op::File,
+        ]
+        .into_iter()
+        .fold(faults, |f, op| f.rule(op, Trigger::Always, delay.clone()));
     }
     let chance = |pct: f64| Trigger::Probability(pct / 100.0);
     if let Some(pct) = args.part_5xx {

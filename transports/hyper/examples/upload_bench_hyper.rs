@@ -18,7 +18,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.next().ok_or(usage)?;
     let parts: usize = args.next().map(|p| p.parse()).transpose()?.unwrap_or(4);
     let token = args.next().unwrap_or_else(|| "test-token".into());
-    let client = Client::builder().upload_base(base).developer_token(token).parts_in_flight(parts).build()?;
+    let mut builder = Client::builder().upload_base(base).developer_token(token).parts_in_flight(parts);
+    // BOX_CHUNKED_FROM: the cutoff between a direct upload and a session (benches/direct-vs-chunked.sh).
+    if let Some(bytes) = std::env::var("BOX_CHUNKED_FROM").ok().and_then(|v| v.parse().ok()) {
+        builder = builder.chunked_from(bytes);
+    }
+    let client = builder.build()?;
     let size = std::fs::metadata(&path)?.len();
     let name = format!("bench-{parts}-{}.bin", std::process::id());
     let started = Instant::now();

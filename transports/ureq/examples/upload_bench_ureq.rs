@@ -17,7 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let parts: usize = args.next().map_or(Ok(4), |s| s.parse())?;
     let folder = args.next().unwrap_or_else(|| "0".into());
     let token = std::env::var("BOX_TOKEN").unwrap_or_else(|_| "test-token".into());
-    let client = Client::builder().upload_base(base).developer_token(token).parts_in_flight(parts).build()?;
+    let mut builder = Client::builder().upload_base(base).developer_token(token).parts_in_flight(parts);
+    // BOX_CHUNKED_FROM: the cutoff between a direct upload and a session (benches/direct-vs-chunked.sh).
+    if let Some(bytes) = std::env::var("BOX_CHUNKED_FROM").ok().and_then(|v| v.parse().ok()) {
+        builder = builder.chunked_from(bytes);
+    }
+    let client = builder.build()?;
     let source = Source::file(&path);
     let size = std::fs::metadata(&path)?.len();
     let name = format!("bench-{}-{}.bin", parts, std::process::id());

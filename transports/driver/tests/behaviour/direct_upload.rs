@@ -19,6 +19,7 @@ both!(
     a_chunked_upload_checks_first_and_fails_before_any_byte_is_sent,
     the_files_times_go_to_box_unless_turned_off,
     the_cutoff_is_a_client_setting_within_boxs_limits,
+    by_default_every_file_box_takes_directly_goes_direct,
     a_direct_upload_answered_503_is_sent_again_from_the_source,
     a_file_changed_after_it_was_hashed_is_not_uploaded,
 );
@@ -184,6 +185,21 @@ fn the_cutoff_is_a_client_setting_within_boxs_limits(kind: Kind) {
     for bad in [19_999_999, 50_000_002] {
         let err = build!(&h.rig, |b| defaults(b, &h.emu).chunked_from(bad)).err().unwrap();
         assert!(matches!(&err, Error::Config(m) if m.contains("chunked_from")), "{bad}: {err}");
+    }
+}
+
+fn by_default_every_file_box_takes_directly_goes_direct(kind: Kind) {
+    let h = Harness::start(kind, emulator());
+    let client = client!(&h, |b| b.chunked_from(box_upload_driver::core::DEFAULT_CHUNKED_FROM));
+    for (size, direct) in [(MIN_SIZE, true), (50_000_000, true), (50_000_001, false)] {
+        let before = h.emu.counters();
+        let data = bytes(size, 13);
+        let name = format!("d{size}.bin");
+        let file = call!(client, upload(Source::bytes(data.clone()), UploadRequest::new_file("0", &name, 0))).unwrap();
+        h.assert_stored(&file.id, &data);
+        let after = h.emu.counters();
+        let sent = |op| after.requests(op) - before.requests(op);
+        assert_eq!((sent(Op::UploadFile), sent(Op::CreateSession)), if direct { (1, 0) } else { (0, 1) }, "{size}");
     }
 }
 

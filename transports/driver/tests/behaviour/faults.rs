@@ -101,7 +101,8 @@ fn a_client_credentials_token_expiring_mid_upload_is_fetched_again(kind: Kind) {
         .upload_base(h.emu.upload_base_url())
         .client_credentials(credentials(&h.emu, "csecret"))
         .retry_policy(fast_retries())
-        .parts_in_flight(2))
+        .parts_in_flight(2)
+        .chunked_from(MIN_SIZE))
     .unwrap();
     let data = bytes(MIN_SIZE, 15);
     let expired = Arc::new(AtomicBool::new(false));

@@ -211,6 +211,9 @@ pub fn defaults<W: Wire>(builder: ClientBuilder<W>, emu: &Emulator) -> ClientBui
         .retry_policy(fast_retries())
         .connect_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(30))
+        // The suite is mostly about upload sessions: files from Box's smallest session on go in
+        // one (the library's default sends them direct up to 50 MB; direct_upload.rs tests it).
+        .chunked_from(MIN_SIZE)
 }
 
 /// Retries that never make a test wait.

@@ -146,7 +146,9 @@ fn requests_are_logged_without_the_token(kind: Kind) {
     let emu = Emulator::builder().token(token).client_credentials("cid", "SECRET-client-secret").part_size(4 * MIB);
     let emu = rig.block_on(emu.start()).unwrap();
     tracing::dispatcher::with_default(&dispatch, || {
-        let client = build!(&rig, |b| b.upload_base(emu.upload_base_url()).developer_token(token)).unwrap();
+        let client =
+            build!(&rig, |b| b.upload_base(emu.upload_base_url()).developer_token(token).chunked_from(MIN_SIZE))
+                .unwrap();
         call!(client, upload(Source::bytes(bytes(MIN_SIZE, 3)), UploadRequest::new_file("0", "t.bin", 0))).unwrap();
         let err = call!(client, get_upload_session_by_id("0000")).unwrap_err();
         assert_eq!(err.box_code(), Some("not_found"));
