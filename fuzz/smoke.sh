@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-20}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(content_range_planner responses big_upload)
+    targets=(content_range_planner responses big_upload plan_answer)
 fi
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

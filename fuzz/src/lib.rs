@@ -4,6 +4,9 @@
 
 #[allow(clippy::unwrap_used, missing_docs)]
 pub mod harness;
+/// The plan answer's checks (issue 15), also run by `core/tests/plan_answer_twin.rs`.
+#[allow(clippy::unwrap_used, missing_docs)]
+pub mod plan_answer;
 
 /// Feeds the harness's choices from libFuzzer's bytes through `arbitrary`.
 pub struct Unstructured<'a>(pub arbitrary::Unstructured<'a>);
