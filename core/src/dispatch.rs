@@ -169,6 +169,9 @@ impl<J: Clone> Dispatcher<J> {
             };
             let mut slot = self.queue.remove(index);
             let mut request = slot.template.build();
+            if slot.sends > 0 {
+                ask_to_continue(&mut request);
+            }
             if let Err(error) = self.config.authorize(&mut request, &token, context_of(slot.kind)) {
                 self.completions.push_back(Completion::Failed {
                     job: slot.job,
@@ -307,6 +310,19 @@ impl<J: Clone> Dispatcher<J> {
                 maybe_applied: slot.maybe_applied,
             });
         }
+    }
+}
+
+/// Bodies from this size on (the parts) ask for `100 Continue` when they are sent again.
+const EXPECT_CONTINUE_FROM: usize = 64 * 1024;
+
+/// A request sent again after a failure asks for `100 Continue` before its body: the server may
+/// refuse it now (a part stored by the lost send is answered 416 at once), and that answer is
+/// then read instead of a body pushed at a server that closes the connection under it. A first
+/// send goes without: it costs a round trip per part and is seldom refused.
+fn ask_to_continue(request: &mut Request<Bytes>) {
+    if request.body().len() >= EXPECT_CONTINUE_FROM && !request.headers().contains_key(http::header::EXPECT) {
+        request.headers_mut().insert(http::header::EXPECT, http::HeaderValue::from_static("100-continue"));
     }
 }
 

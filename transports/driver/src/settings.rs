@@ -49,7 +49,9 @@ pub struct Settings {
     pub overall_timeout: Option<Duration>,
     /// The slowest a request may move its body, in bytes per second (`None`: no such bound).
     pub min_transfer_rate: Option<u64>,
-    /// Whether bodies of [`EXPECT_CONTINUE_FROM`] bytes or more carry `Expect: 100-continue`.
+    /// Whether every body of [`EXPECT_CONTINUE_FROM`] bytes or more carries
+    /// `Expect: 100-continue` (default no: only parts sent again after a failure do, as the core
+    /// asks).
     pub expect_continue: bool,
     /// Which proxy requests go through (default: curl's environment variables).
     pub proxy: ProxySetting,
@@ -65,7 +67,8 @@ pub struct Settings {
 }
 
 /// Bodies from this size on (the parts) are sent with `Expect: 100-continue` when
-/// [`ClientBuilder::expect_continue`] is on.
+/// [`ClientBuilder::expect_continue`] is on; the core uses the same size for the parts it sends
+/// again, which ask for `100 Continue` whatever the setting.
 pub const EXPECT_CONTINUE_FROM: usize = 64 * 1024;
 
 /// How long a body sent with `Expect: 100-continue` waits for `100 Continue` before it is sent
@@ -82,7 +85,7 @@ impl Default for Settings {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             overall_timeout: None,
             min_transfer_rate: Some(DEFAULT_MIN_TRANSFER_RATE),
-            expect_continue: true,
+            expect_continue: false,
             proxy: ProxySetting::default(),
             proxy_loopback: false,
             ca_files: Vec::new(),
@@ -336,8 +339,13 @@ impl<W: Wire> ClientBuilder<W> {
         self
     }
 
-    /// Whether bodies of 64 KiB or more (the parts) carry `Expect: 100-continue` (default yes):
-    /// a server that refuses a part (401, 429, 5xx) can then answer before the part is sent.
+    /// Whether every body of 64 KiB or more (the parts) carries `Expect: 100-continue`, so a
+    /// server that refuses a part (401, 429, 5xx) answers before the part is sent (default no).
+    /// Without it only a part sent again after a failure asks first (the core adds the header):
+    /// that is where a refusal is likely (a part stored by a send whose answer was lost is
+    /// answered 416), while asking on every part costs a round trip each, about 5 % of a
+    /// shaped 1 Gbit/s link with 50 ms per request at 4 parts in flight (README). Both
+    /// transports wait [`EXPECT_CONTINUE_WAIT`] for `100 Continue`, then send the body.
     pub fn expect_continue(mut self, enabled: bool) -> Self {
         self.settings.expect_continue = enabled;
         self

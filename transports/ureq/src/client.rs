@@ -27,7 +27,7 @@ impl Client {
     pub fn from_parts(core: box_upload_core::Client, agent: ureq::Agent) -> Self {
         let wire = Agent {
             agent,
-            expect_continue: true,
+            expect_continue: false,
             proxies: std::sync::Arc::new(box_upload_driver::ProxyRules::direct()),
             proxied: std::sync::Arc::default(),
             settings: None,

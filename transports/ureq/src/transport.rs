@@ -92,7 +92,8 @@ pub(crate) fn send(agent: &Agent, transmit: Transmit) -> Result<Response<Bytes>,
     let Transmit { id, kind, mut request, max_response_bytes } = transmit;
     if agent.expect_continue {
         // A server that refuses the request (401, 429, 5xx) answers before the body is sent,
-        // instead of closing the connection under it, and the answer reaches the core.
+        // instead of closing the connection under it, and the answer reaches the core. (The
+        // core asks for it on the parts it sends again, whatever this setting.)
         box_upload_driver::expect_continue(&mut request);
     }
     let (via, proxy) = agent.route(request.uri());
