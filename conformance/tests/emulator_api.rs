@@ -280,10 +280,12 @@ async fn preflight_for_a_new_file() {
     }
     let huge = json!({"name": "a", "size": u64::MAX, "parent": {"id": "0"}}).to_string();
     assert_box_error(&options(&client, "/2.0/files/content", &huge).await, 403, "storage_limit_exceeded");
-    // Only OPTIONS is served there.
-    let r = client.send(client.req(Method::POST, "/2.0/files/content").body(full("{}")).unwrap()).await;
+    // OPTIONS (the check) and POST (the direct upload, multipart only) are served there.
+    let r = client.send(client.req(Method::PUT, "/2.0/files/content").body(full("{}")).unwrap()).await;
     assert_box_error(&r, 405, "method_not_allowed");
-    assert_eq!(emu.counters().requests(Op::Preflight), 17);
+    let r = client.send(client.req(Method::POST, "/2.0/files/content").body(full("{}")).unwrap()).await;
+    assert_box_error(&r, 400, "bad_request");
+    assert_eq!((emu.counters().requests(Op::Preflight), emu.counters().requests(Op::UploadFile)), (17, 1));
 }
 
 #[tokio::test]
