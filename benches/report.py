@@ -20,6 +20,7 @@ LABELS = {
     "python": ("official Python SDK `upload_big_file`", "1 (serial)"),
     "node": ("official Node SDK `uploadBigFile`", "1 (serial)"),
 }
+LABELS.update({f"{k}-tls": (f"{v[0]} over TLS", v[1]) for k, v in list(LABELS.items()) if k != "openssl"})
 MIB = 1024 * 1024
 
 
@@ -57,6 +58,8 @@ def main():
     ap.add_argument("--node-sdk", default="?")
     ap.add_argument("--data-dir", default="?")
     ap.add_argument("--extra-parts", default="", help="label=parts,... for --extra rows")
+    ap.add_argument("--link-mbit", type=float, default=None,
+                    help="the shaped link's rate: adds each client's share of it")
     ap.add_argument("--out", default="-")
     a = ap.parse_args()
 
@@ -89,10 +92,16 @@ def main():
                  "the client process; emulator CPU = its user+sys for that run; cores busy = (client CPU + "
                  "emulator CPU) / process wall (the machine has "
                  f"{os.cpu_count()})")
+    if a.link_mbit:
+        lines.append(f"- link: the namespace's loopback shaped to {a.link_mbit:g} Mbit/s (tc tbf); share of link = "
+                     "file bytes × 8 / upload s / the link's rate (HTTP headers and TLS framing not counted)")
+    lines.append("- client CPU s per GiB = client CPU (user+sys) / file GiB")
     lines.append("")
-    lines.append("| client | parts in flight | upload s | MB/s | process wall s | client CPU s (user+sys) "
-                 "| peak RSS MiB | emulator CPU s | cores busy | load | committed sha1 = source |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    link_h = " share of link |" if a.link_mbit else ""
+    link_a = "---:|" if a.link_mbit else ""
+    lines.append("| client | parts in flight | upload s | MB/s |" + link_h + " process wall s | client CPU s (user+sys) "
+                 "| client CPU s per GiB | peak RSS MiB | emulator CPU s | cores busy | load | committed sha1 = source |")
+    lines.append("|---|---|---:|---:|" + link_a + "---:|---:|---:|---:|---:|---:|---:|---|")
     extra = [l for l in best if l not in LABELS]
     extra_parts = dict(kv.split("=", 1) for kv in a.extra_parts.split(",") if "=" in kv)
     for label in list(LABELS) + extra:
@@ -105,9 +114,11 @@ def main():
         # (client CPU + emulator CPU) / upload time: how much of the machine the run kept busy
         busy = (r["cpu"] + (r["emu"] or 0.0)) / r["wall"]
         ok = "n/a" if label == "openssl" else r["ok"]
-        lines.append(f"| {name} | {pif} | {r['secs']:.2f} | {mbs:.0f} | {r['wall']:.2f} | "
-                     f"{r['cpu']:.2f} ({r['user']:.2f}+{r['sys']:.2f}) | {r['rss']:.1f} | {emu} | {busy:.2f} | "
-                     f"{r['load']:.2f} | {ok} |")
+        share = f" {a.size * 8 / r['secs'] / (a.link_mbit * 1e6) * 100:.1f} % |" if a.link_mbit else ""
+        per_gib = r["cpu"] / (a.size / (1024 * MIB))
+        lines.append(f"| {name} | {pif} | {r['secs']:.2f} | {mbs:.0f} |{share} {r['wall']:.2f} | "
+                     f"{r['cpu']:.2f} ({r['user']:.2f}+{r['sys']:.2f}) | {per_gib:.2f} | {r['rss']:.1f} | {emu} | "
+                     f"{busy:.2f} | {r['load']:.2f} | {ok} |")
 
     # The issue's targets, at 4 parts in flight.
     checks = []
@@ -130,6 +141,34 @@ def main():
             checks.append((f"{name} upload time ≤ 3.5× one `openssl sha1` pass", f"{x:.2f}×", x <= 3.5))
         checks.append((f"{name} peak RSS ≤ (4+1) × {part_mib:.0f} MiB + 30 MiB = {rss_cap:.0f} MiB",
                        f"{r['rss']:.1f} MiB", r["rss"] <= rss_cap))
+    # Issue 14's targets: TLS costs, and the share of a shaped link.
+    tls_checks = []
+    per_gib = lambda r: r["cpu"] / (a.size / (1024 * MIB))  # noqa: E731
+    for label in ("hyper4", "ureq4"):
+        t, p, py = best.get(label + "-tls"), best.get(label), best.get("python-tls")
+        name = LABELS[label][0]
+        if t and p:
+            x = per_gib(t) / per_gib(p)
+            tls_checks.append((f"{name} client CPU per GiB over TLS ≤ 1.2× plain", f"{x:.2f}×", x <= 1.2))
+        if t and py:
+            x = per_gib(t) / per_gib(py)
+            tls_checks.append((f"{name} client CPU per GiB over TLS ≤ ½ the Python SDK's over TLS", f"{x:.2f}×",
+                               x <= 0.5))
+    if a.link_mbit:
+        for label in ("hyper4", "ureq4", "hyper4-tls", "ureq4-tls"):
+            r = best.get(label)
+            if r:
+                share = a.size * 8 / r["secs"] / (a.link_mbit * 1e6)
+                tls_checks.append((f"{LABELS[label][0]} (default settings) moves ≥ 97 % of the link's rate",
+                                   f"{share * 100:.1f} %", share >= 0.97))
+    if tls_checks:
+        lines.append("")
+        lines.append("Targets (issue 14):")
+        lines.append("")
+        lines.append("| target | measured | met |")
+        lines.append("|---|---:|---|")
+        for what, measured, met in tls_checks:
+            lines.append(f"| {what} | {measured} | {'yes' if met else '**no**'} |")
     if checks:
         lines.append("")
         lines.append("Targets (issue 5, at 4 parts in flight):")

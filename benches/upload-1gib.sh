@@ -13,7 +13,12 @@
 #                               [--data-dir DIR] [--out FILE] [--no-build]
 #   --size-mib N   file size in MiB (default 1024; 256 is the quick mode)
 #   --repeat N     run each client N times and keep its fastest run (default 1)
-#   --only LIST    comma-separated subset of: openssl,hyper1,hyper4,hyper8,ureq1,ureq4,ureq8,python,node
+#   --only LIST    comma-separated subset of: openssl,hyper1,hyper4,hyper8,ureq1,ureq4,ureq8,python,node;
+#                  any upload row with `-tls` appended (hyper4-tls, python-tls, ...) runs over TLS: the
+#                  emulator with --tls and its CA trusted by each client the way that client is told
+#                  (SSL_CERT_FILE for ours, REQUESTS_CA_BUNDLE for Python, NODE_EXTRA_CA_CERTS for Node)
+#   --link-mbit R  the link's rate in Mbit/s (when run inside a shaped namespace, benches/shaped-link.sh):
+#                  the table gains each client's share of it
 #   --wait-load X  before each run, wait (up to 5 minutes) until the 1-minute load average is below X
 #   --data-dir DIR have the emulator store parts in DIR (`shm` = a directory in /dev/shm) instead of
 #                  keeping none (its default here, `--discard-content`: every digest is checked, a
@@ -47,6 +52,7 @@ LATENCY_MS=0
 BUILD=1
 AT=""
 EXTRA=()
+LINK_MBIT=""
 EXTRA_PARTS=""
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -75,6 +81,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --at) AT="${2:?}"; shift 2 ;;
     --extra) EXTRA+=("${2:?}"); shift 2 ;;
+    --link-mbit) LINK_MBIT="${2:?}"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
   esac
@@ -146,7 +153,7 @@ for b in "$EMULATOR" "$REL/examples/upload_bench_hyper" "$REL/examples/upload_be
 done
 
 # 2. The official SDKs (cached installs, pinned versions).
-if want python; then
+if want python || want python-tls; then
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" || die "cannot create a venv at $VENV (python3-venv?)"
   fi
@@ -155,7 +162,7 @@ if want python; then
     "$VENV/bin/pip" install --quiet "box-sdk-gen==$SDK_GEN_VERSION" || die "pip install box-sdk-gen==$SDK_GEN_VERSION failed"
   fi
 fi
-if want node; then
+if want node || want node-tls; then
   command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required (or leave node out of --only)"
   mkdir -p "$NODE_DIR"
   [ -f "$NODE_DIR/package.json" ] || echo '{"name":"box-upload-bench-node","private":true}' >"$NODE_DIR/package.json"
@@ -200,12 +207,15 @@ wait_for_load() {
 }
 
 RUN_NO=0
-start_emulator() {
+CA="$WORK/ca.pem"
+start_emulator() { # [tls]
   RUN_NO=$((RUN_NO + 1))
   [ -z "$DATA" ] || rm -rf "${DATA:?}"/*
-  rm -f "$WORK/emu.out"
+  rm -f "$WORK/emu.out" "$CA"
+  local tls=()
+  [ "${1:-}" = tls ] && tls=(--tls --ca-out "$CA")
   "$EMULATOR" --listen 127.0.0.1:0 --token "$TOKEN" --part-size "$PART_SIZE" "${STORAGE[@]}" --latency-ms "$LATENCY_MS" \
-    >"$WORK/emu.out.$RUN_NO" 2>"$WORK/emu.err" &
+    ${tls[@]+"${tls[@]}"} >"$WORK/emu.out.$RUN_NO" 2>"$WORK/emu.err" &
   EMU_PID=$!
   local i
   # a fresh output file per run: the previous emulator's URL is never read by mistake
@@ -243,12 +253,18 @@ run_openssl() {
 
 run_upload() { # label command... (BASE and NAME are substituted for @BASE@ and @NAME@)
   local label="$1"; shift
-  local r load name args a secs emu file_id info got_sha1 got_size
+  local r load name args a secs emu file_id info got_sha1 got_size mode="" trust=()
+  if [[ "$label" == *-tls ]]; then
+    mode=tls
+    # Each client told of the emulator's CA its own way; none of them is told to skip checks.
+    trust=(env SSL_CERT_FILE="$CA" REQUESTS_CA_BUNDLE="$CA" NODE_EXTRA_CA_CERTS="$CA")
+  fi
   for r in $(seq 1 "$REPEAT"); do
     wait_for_load
-    start_emulator
+    start_emulator $mode
+    [ -z "$mode" ] || [ -s "$CA" ] || die "the emulator wrote no CA to $CA"
     name="bench-$label-$r-$$-$RANDOM.bin"
-    args=()
+    args=(${trust[@]+"${trust[@]}"})
     for a in "$@"; do a="${a//@BASE@/$BASE}"; args+=("${a//@NAME@/$name}"); done
     load="$(cut -d' ' -f1 /proc/loadavg)"
     if ! /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "${args[@]}" >"$WORK/out" 2>"$WORK/err"; then
@@ -261,7 +277,7 @@ run_upload() { # label command... (BASE and NAME are substituted for @BASE@ and 
     [ -n "$secs" ] || secs="$(cut -d' ' -f1 "$WORK/time")"
     file_id="$(grep -oE '(file_id|file)=[0-9A-Za-z_-]+' "$WORK/out" | head -n1 | cut -d= -f2 || true)"
     [ -n "$file_id" ] || die "$label printed no file id: $(cat "$WORK/out")"
-    info="$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE/2.0/files/$file_id")" || die "$label: GET file $file_id failed"
+    info="$(curl -sf ${mode:+--cacert "$CA"} -H "Authorization: Bearer $TOKEN" "$BASE/2.0/files/$file_id")" || die "$label: GET file $file_id failed"
     got_sha1="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("sha1"))' <<<"$info")"
     got_size="$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("size"))' <<<"$info")"
     [ "$got_sha1" = "$SHA1" ] || die "$label: the committed file's sha1 is $got_sha1, the source's $SHA1"
@@ -274,9 +290,11 @@ run_upload() { # label command... (BASE and NAME are substituted for @BASE@ and 
 
 echo "runs (size ${SIZE_MIB} MiB, part size 8 MiB, emulator data in $STORAGE_LABEL):"
 want openssl && run_openssl
-for n in 1 4 8; do
-  want "hyper$n" && run_upload "hyper$n" "$REL/examples/upload_bench_hyper" @BASE@ "$FILE" "$n" "$TOKEN"
-  want "ureq$n" && run_upload "ureq$n" env BOX_TOKEN="$TOKEN" "$REL/examples/upload_bench_ureq" @BASE@ "$FILE" "$n"
+for tls in "" -tls; do
+  for n in 1 4 8; do
+    want "hyper$n$tls" && run_upload "hyper$n$tls" "$REL/examples/upload_bench_hyper" @BASE@ "$FILE" "$n" "$TOKEN"
+    want "ureq$n$tls" && run_upload "ureq$n$tls" env BOX_TOKEN="$TOKEN" "$REL/examples/upload_bench_ureq" @BASE@ "$FILE" "$n"
+  done
 done
 for extra in ${EXTRA[@]+"${EXTRA[@]}"}; do
   IFS=: read -r label parts bin <<<"$extra"
@@ -284,8 +302,10 @@ for extra in ${EXTRA[@]+"${EXTRA[@]}"}; do
   run_upload "$label" env BOX_TOKEN="$TOKEN" "$bin" @BASE@ "$FILE" "$parts"
   EXTRA_PARTS="${EXTRA_PARTS:+$EXTRA_PARTS,}$label=$parts"
 done
-want python && run_upload python "$VENV/bin/python" "$HERE/sdk_python.py" @BASE@ "$FILE" @NAME@ "$TOKEN"
-want node && run_upload node env NODE_PATH="$NODE_DIR/node_modules" node "$HERE/sdk_node.js" @BASE@ "$FILE" @NAME@ "$TOKEN"
+for tls in "" -tls; do
+  want "python$tls" && run_upload "python$tls" "$VENV/bin/python" "$HERE/sdk_python.py" @BASE@ "$FILE" @NAME@ "$TOKEN"
+  want "node$tls" && run_upload "node$tls" env NODE_PATH="$NODE_DIR/node_modules" node "$HERE/sdk_node.js" @BASE@ "$FILE" @NAME@ "$TOKEN"
+done
 
 # 5. The table.
 PY_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("box-sdk-gen"))' 2>/dev/null || echo "?")"
@@ -293,4 +313,4 @@ NODE_VERSION="$(node -p "require('$NODE_DIR/node_modules/box-node-sdk/package.js
 python3 "$HERE/report.py" --rows "$ROWS" --size "$SIZE" --part-size "$PART_SIZE" --repeat "$REPEAT" \
   --commit "$BUILT_FROM" \
   --python-sdk "box-sdk-gen $PY_VERSION" --node-sdk "box-node-sdk $NODE_VERSION" \
-  --data-dir "$STORAGE_LABEL" --extra-parts "$EXTRA_PARTS" --out "$OUT"
+  --data-dir "$STORAGE_LABEL" --extra-parts "$EXTRA_PARTS" ${LINK_MBIT:+--link-mbit "$LINK_MBIT"} --out "$OUT"
