@@ -174,6 +174,21 @@ struct Settings {
 /// [`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown), and the session is left
 /// as it is (not aborted). A new version whose etag is still the `If-Match` it was committed
 /// with is not taken as confirmed.
+///
+/// Deduplication ([`UploadRequest::dedupe`](crate::UploadRequest::dedupe), off by default): the
+/// reading pass also computes each part's SHA-512, on the same chunks as its SHA-1s while they
+/// are in cache; read parts are planned in batches (`POST .../plan`, one plan in flight, still
+/// within the bound of parts in flight); only the misses are uploaded; before the commit the
+/// session's parts are listed, a hit the session lists with our offset, size and SHA-1 is
+/// committed as listed, and a hit it does not list is read again (it must read the same) and
+/// uploaded. How Box expects hits to be committed is not documented publicly: this order is
+/// right whether Box adds hits to the session or not. A plan that fails (404 from a Box without
+/// it, 400, 5xx or transport failures after the retries, an answer that does not fit the parts
+/// asked about) turns the rest into a plain upload; a hit listed with other bytes fails the
+/// upload; a `session_endpoints.plan` outside the trusted hosts fails it before anything is
+/// read. A hit must be read again when the session does not keep it, which a stream source
+/// cannot do (a clear error then): deduplicate files or bytes.
+/// [`dedupe_stats`](Self::dedupe_stats) says what it did.
 #[derive(Debug)]
 pub struct BigUpload {
     dispatch: Dispatcher<Job>,
