@@ -1,5 +1,7 @@
-"""Drives all 13 chunked-upload operations and upload_big_file of the official Box Python SDK
-(box-sdk-gen) against the box-upload emulator, through the box-upload recorder.
+"""Drives all 13 chunked-upload operations, upload_big_file, and the direct uploads
+(uploads.upload_file, uploads.upload_file_version) and uploads.preflight_file_upload_check of the
+official Box Python SDK (box-sdk-gen) against the box-upload emulator, through the box-upload
+recorder.
 
 Environment: BOX_UPLOAD_URL (the recorder's <base>/api), BOX_RECORDER (the recorder's base URL,
 for switching scenarios), BOX_TOKEN. Exits non-zero on the first failure.
@@ -15,7 +17,13 @@ import urllib.request
 
 from box_sdk_gen import BoxClient, BoxDeveloperTokenAuth, NetworkSession
 from box_sdk_gen.networking.base_urls import BaseUrls
-from box_sdk_gen.internal.utils import generate_byte_stream_from_buffer
+from box_sdk_gen.internal.utils import date_time_from_string, generate_byte_stream_from_buffer
+from box_sdk_gen.managers.uploads import (
+    PreflightFileUploadCheckParent,
+    UploadFileAttributes,
+    UploadFileAttributesParentField,
+    UploadFileVersionAttributes,
+)
 
 UPLOAD_URL = os.environ["BOX_UPLOAD_URL"]
 RECORDER = os.environ["BOX_RECORDER"]
@@ -123,6 +131,38 @@ def main():
             files = cu.create_file_upload_session_commit_by_url(s.session_endpoints.commit, parts, digest)
         assert files is not None and files.total_count == 1, files
         assert files.entries[0].size == SIZE
+
+    # The direct uploads and the preflight check (issue 13).
+    small = random.Random(8).randbytes(1000)
+    small_sha1 = hashlib.sha1(small).hexdigest()
+    up = client.uploads
+    scenario("preflight_file_upload_check", "uploads.preflight_file_upload_check of a new file")
+    checked = up.preflight_file_upload_check(
+        name="small.txt", size=len(small), parent=PreflightFileUploadCheckParent(id="0")
+    )
+    assert checked.upload_url, checked
+
+    scenario("upload_file", "uploads.upload_file (direct) with content-md5 and content_modified_at")
+    attributes = UploadFileAttributes(
+        name="small.txt",
+        parent=UploadFileAttributesParentField(id="0"),
+        content_modified_at=date_time_from_string("2020-01-02T03:04:05Z"),
+    )
+    files = up.upload_file(attributes, generate_byte_stream_from_buffer(small), content_md_5=small_sha1)
+    assert files.entries[0].sha_1 == small_sha1 and files.entries[0].size == len(small), files
+    small_id, small_etag = files.entries[0].id, files.entries[0].etag
+
+    scenario("upload_file_version", "uploads.upload_file_version (direct) with If-Match and content-md5")
+    v2 = random.Random(9).randbytes(1000)
+    attributes = UploadFileVersionAttributes(name="small.txt")
+    files = up.upload_file_version(
+        small_id,
+        attributes,
+        generate_byte_stream_from_buffer(v2),
+        if_match=small_etag,
+        content_md_5=hashlib.sha1(v2).hexdigest(),
+    )
+    assert files.entries[0].sha_1 == hashlib.sha1(v2).hexdigest(), files
 
     print("official SDK: all operations succeeded", flush=True)
 

@@ -62,5 +62,5 @@ BOX_UPLOAD_URL="$RECORDER/api" BOX_RECORDER="$RECORDER" BOX_TOKEN="$TOKEN" \
   "$VENV/bin/python" "$HERE/drive.py" || die "the official SDK run failed (see above)"
 
 count="$(ls "$OUT"/*.json 2>/dev/null | wc -l)"
-[ "$count" -ge 13 ] || die "expected at least 13 fixtures in $OUT, found $count"
+[ "$count" -ge 16 ] || die "expected at least 16 fixtures in $OUT, found $count"
 echo "wrote $count fixtures to $OUT"

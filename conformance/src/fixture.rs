@@ -53,8 +53,16 @@ pub const REDACTED: &str = "REDACTED";
 
 /// Request headers kept in fixtures (and compared by the replay server, except `content-length`
 /// and `authorization`, of which only the `Bearer` scheme is checked).
-pub const REQUEST_HEADERS: &[&str] =
-    &["authorization", "content-type", "digest", "content-range", "if-match", "if-none-match", "content-length"];
+pub const REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "digest",
+    "content-range",
+    "if-match",
+    "if-none-match",
+    "content-md5",
+    "content-length",
+];
 
 /// Response headers kept in fixtures.
 pub const RESPONSE_HEADERS: &[&str] = &["content-type", "retry-after", "location", "www-authenticate"];
@@ -140,6 +148,21 @@ pub enum Body {
         /// SHA-1, lower-case hex.
         sha1: String,
     },
+    /// A multipart/form-data body (a direct upload), part by part; the boundary is not kept.
+    Multipart(Vec<FormPart>),
+}
+
+/// One part of a [`Body::Multipart`]: its name, its file name, and its bytes classified as a body
+/// of their own (the `attributes` of a direct upload as JSON, its `file` as binary).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormPart {
+    /// `name` of the part's `Content-Disposition`.
+    pub name: String,
+    /// `filename` of the part's `Content-Disposition`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The part's bytes.
+    pub body: Body,
 }
 
 /// Errors loading or saving fixtures.
@@ -235,6 +258,9 @@ impl Fixture {
     }
 }
 
+/// The boundary of a multipart body a replay sends.
+const MULTIPART_BOUNDARY: &str = "box-upload-fixture-boundary";
+
 impl Body {
     /// Classifies raw bytes: empty, JSON (when it parses), form (by content type), text (UTF-8 with
     /// a text content type) or binary. Secrets in JSON and forms are redacted.
@@ -243,6 +269,19 @@ impl Body {
             return Body::Empty;
         }
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
+        if let Some(boundary) = content_type.and_then(crate::multipart::boundary) {
+            if let Some(parts) = crate::multipart::parse(&bytes::Bytes::copy_from_slice(bytes), &boundary) {
+                let parts = parts
+                    .into_iter()
+                    .map(|p| FormPart {
+                        body: Body::from_bytes(p.content_type.as_deref(), &p.data),
+                        name: p.name,
+                        filename: p.filename,
+                    })
+                    .collect();
+                return Body::Multipart(parts);
+            }
+        }
         if ct.starts_with("application/x-www-form-urlencoded") {
             if let Some(form) = crate::emulator::parse_form_pairs(bytes) {
                 let map = form
@@ -286,6 +325,23 @@ impl Body {
                 .into_bytes(),
             Body::Text(t) => t.replace(ORIGIN_PLACEHOLDER, origin).into_bytes(),
             Body::Binary { len, .. } => vec![0; usize::try_from(*len).unwrap_or(0)],
+            Body::Multipart(parts) => {
+                let mut out = Vec::new();
+                for p in parts {
+                    let filename = p.filename.as_ref().map(|f| format!("; filename=\"{f}\"")).unwrap_or_default();
+                    out.extend_from_slice(
+                        format!(
+                            "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"{filename}\r\n\r\n",
+                            p.name
+                        )
+                        .as_bytes(),
+                    );
+                    out.extend_from_slice(&p.body.to_bytes(origin));
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(format!("--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+                out
+            }
         }
     }
 
@@ -297,6 +353,7 @@ impl Body {
         match self {
             Body::Json(v) => replace_in_json(v, from, to),
             Body::Text(t) => *t = t.replace(from, to),
+            Body::Multipart(parts) => parts.iter_mut().for_each(|p| p.body.replace_text(from, to)),
             Body::Form(map) => {
                 for v in map.values_mut() {
                     *v = v.replace(from, to);
@@ -312,6 +369,11 @@ impl Body {
         match (self, actual) {
             (Body::Form(want), Body::Form(got)) => {
                 want.len() == got.len() && want.iter().all(|(k, v)| got.get(k).is_some_and(|g| v == REDACTED || g == v))
+            }
+            // Part by part, names and bodies (a boundary or file name of one's own is no difference).
+            (Body::Multipart(want), Body::Multipart(got)) => {
+                want.len() == got.len()
+                    && want.iter().zip(got).all(|(w, g)| w.name == g.name && w.body.matches(&g.body))
             }
             _ => self == actual,
         }

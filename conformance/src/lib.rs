@@ -11,6 +11,7 @@ mod body;
 pub mod core_replay;
 pub mod emulator;
 pub mod fixture;
+mod multipart;
 pub mod recorder;
 pub mod replay;
 mod serve;

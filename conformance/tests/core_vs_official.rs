@@ -2,8 +2,13 @@
 //! same method, path, query, Content-Type, Digest, Content-Range, If-Match and JSON body as the
 //! official SDK did in `fixtures/official-python/` (recorded by `official-sdk/run.sh`).
 //!
-//! One documented difference is allowed: the Python SDK also sends `Content-Type:
-//! application/json` on bodiless GET and DELETE requests; there, the core may omit it.
+//! Documented differences are allowed: the Python SDK also sends `Content-Type:
+//! application/json` on bodiless GET and DELETE requests; there, the core may omit it. A direct
+//! upload (`upload_file`, `upload_file_version`) is compared part by part: each client picks its
+//! own multipart boundary and `filename`; the parts, their order, the attributes JSON, the file
+//! part's length, `content-md5` and `If-Match` must agree. (The SDK writes a date as
+//! `2020-01-02T03:04:05+00:00`, the core as `2020-01-02T03:04:05Z`: the same RFC 3339 instant;
+//! here the core is given the SDK's attributes as they are.)
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -13,9 +18,9 @@ use box_upload_conformance::fixture::{Body, Fixture, RecordedRequest};
 use box_upload_core::models::UploadPart;
 use box_upload_core::operations::{
     CommitUploadSession, CreateUploadSession, CreateUploadSessionForFile, DeleteUploadSession, GetUploadSession,
-    ListUploadSessionParts, UploadFilePart,
+    ListUploadSessionParts, PreflightFileUpload, UploadFile, UploadFilePart,
 };
-use box_upload_core::{Client, Config, DeveloperToken, Machine, PartData, Sha1Digest};
+use box_upload_core::{Client, Config, DeveloperToken, Machine, PartData, Sha1Digest, SourceBody, UploadTarget};
 use bytes::Bytes;
 
 const ORIGIN: &str = "http://127.0.0.1:9";
@@ -74,6 +79,56 @@ fn compare(name: &str, ours: &http::Request<Bytes>, theirs: &RecordedRequest) {
         ours.headers().get("authorization").is_some_and(|v| v.to_str().unwrap_or("").starts_with("Bearer ")),
         "{name}: bearer auth"
     );
+}
+
+/// A direct upload: the core's `UploadFile` for the recorded attributes, file size, SHA-1 and
+/// `If-Match` must send the same method, path, `content-md5` and `If-Match`, a multipart body
+/// (each its own boundary) with the same parts in the same order (`attributes` before `file`),
+/// the same attributes JSON and a file part of the same length.
+fn compare_direct(name: &str, c: &Client, theirs: &RecordedRequest) {
+    COMPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Body::Multipart(parts) = &theirs.body else { panic!("{name}: a multipart body, got {:?}", theirs.body) };
+    let attributes = json(&parts[0].body).as_object().unwrap().clone();
+    let Body::Binary { len, .. } = &parts[1].body else { panic!("{name}: the file part is binary") };
+    let md5 = Sha1Digest::from_hex(&theirs.headers["content-md5"]).unwrap();
+    let mut extra = attributes.clone();
+    let file_name = extra.remove("name").and_then(|n| n.as_str().map(str::to_owned));
+    let target = match name {
+        "upload_file" => {
+            let parent = extra.remove("parent").unwrap();
+            UploadTarget::NewFile { folder_id: parent["id"].as_str().unwrap().into(), file_name: file_name.unwrap() }
+        }
+        _ => {
+            let file_id = theirs.uri.trim_start_matches("/api/2.0/files/").split('/').next().unwrap();
+            UploadTarget::NewVersion { file_id: file_id.into(), file_name }
+        }
+    };
+    let mut op = UploadFile::new(target, *len).unwrap().with_sha1(md5).with_attributes(extra);
+    if let Some(etag) = theirs.headers.get("if-match") {
+        op = op.with_if_match(etag);
+    }
+    let ours = first_request(c.call(op));
+    assert_eq!(ours.method().as_str(), theirs.method, "{name}: method");
+    assert_eq!(ours.uri().path_and_query().map(|p| p.as_str()), Some(theirs.uri.as_str()), "{name}: path and query");
+    let header = |n: &str| ours.headers().get(n).map(|v| v.to_str().unwrap().to_string());
+    for h in ["content-md5", "if-match", "if-none-match", "digest", "content-range"] {
+        assert_eq!(header(h).as_ref(), theirs.headers.get(h), "{name}: header {h}");
+    }
+    let media = |v: Option<&String>| v.map(|v| v.split(';').next().unwrap().trim().to_ascii_lowercase());
+    assert_eq!(media(header("content-type").as_ref()), media(theirs.headers.get("content-type")), "{name}");
+    // The body as it goes on the wire: the head, the file's bytes (here zeros), the tail.
+    let streamed = ours.extensions().get::<SourceBody>().expect("the file's bytes come from the source");
+    let mut wire = streamed.head.to_vec();
+    wire.resize(wire.len() + *len as usize, 0);
+    wire.extend_from_slice(&streamed.tail);
+    assert_eq!(header("content-length"), Some(wire.len().to_string()), "{name}: content-length");
+    let Body::Multipart(ours_parts) = Body::from_bytes(header("content-type").as_deref(), &wire) else {
+        panic!("{name}: our body is not multipart")
+    };
+    let names = |p: &[box_upload_conformance::fixture::FormPart]| p.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ours_parts), names(parts), "{name}: parts and their order");
+    assert_eq!(json(&ours_parts[0].body).as_object(), Some(&attributes), "{name}: attributes");
+    assert!(matches!(&ours_parts[1].body, Body::Binary { len: l, .. } if l == len), "{name}: file part length");
 }
 
 fn session_id(uri: &str) -> String {
@@ -170,11 +225,25 @@ fn core_emits_what_the_official_sdk_sends() {
                 compare(name, &ours, &theirs);
                 continue;
             }
+            "preflight_file_upload_check" => {
+                let b = json(&r.body);
+                let op = PreflightFileUpload::new(
+                    b["parent"]["id"].as_str().unwrap(),
+                    b["name"].as_str().unwrap(),
+                    b["size"].as_u64().unwrap(),
+                )
+                .unwrap();
+                first_request(c.call(op))
+            }
+            "upload_file" | "upload_file_version" => {
+                compare_direct(name, &c, r);
+                continue;
+            }
             other => panic!("no core mapping for official fixture {other}"),
         };
         compare(name, &ours, r);
     }
     // 13 scenario operations (the create scenarios are covered by the create loop) plus the
-    // creates that set up the other scenarios.
-    assert!(COMPARED.load(std::sync::atomic::Ordering::Relaxed) >= 24, "too few requests compared");
+    // creates that set up the other scenarios, and the direct uploads and preflight check.
+    assert!(COMPARED.load(std::sync::atomic::Ordering::Relaxed) >= 27, "too few requests compared");
 }

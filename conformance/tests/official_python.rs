@@ -15,7 +15,7 @@ fn dir() -> PathBuf {
     }
 }
 
-const OPERATIONS: [&str; 13] = [
+const OPERATIONS: [&str; 16] = [
     "create_session",
     "create_session_for_existing_file",
     "get_session_by_id",
@@ -29,6 +29,9 @@ const OPERATIONS: [&str; 13] = [
     "commit_by_id",
     "commit_by_url",
     "upload_big_file",
+    "preflight_file_upload_check",
+    "upload_file",
+    "upload_file_version",
 ];
 
 #[test]

@@ -11,6 +11,7 @@ use super::errors::ApiError;
 use super::routes::is_rfc3339;
 use super::sessions::{CommitAttributes, Target};
 use crate::body::hex;
+use crate::multipart;
 
 /// The most file bytes a direct upload may carry here: Box's guide puts the limit at 50 MB.
 pub(crate) const MAX_DIRECT_CONTENT: usize = 50 * 1024 * 1024;
@@ -29,75 +30,14 @@ pub(crate) struct DirectUpload {
 
 /// The multipart body's boundary, from `Content-Type: multipart/form-data; boundary=...`.
 fn boundary(headers: &HeaderMap) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request("Content-Type must be multipart/form-data with a boundary");
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).ok_or_else(bad)?;
-    let mut params = ct.split(';').map(str::trim);
-    if !params.next().is_some_and(|t| t.eq_ignore_ascii_case("multipart/form-data")) {
-        return Err(bad());
-    }
-    let b = params
-        .find_map(|p| p.strip_prefix("boundary=").or_else(|| p.strip_prefix("BOUNDARY=")))
-        .map(|b| b.trim_matches('"').to_owned())
-        .filter(|b| !b.is_empty() && b.len() <= 200)
-        .ok_or_else(bad)?;
-    Ok(b)
-}
-
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut at = from;
-    while at + needle.len() <= haystack.len() {
-        let rel = haystack[at..haystack.len() + 1 - needle.len()].iter().position(|&b| b == first)?;
-        let i = at + rel;
-        if &haystack[i..i + needle.len()] == needle {
-            return Some(i);
-        }
-        at = i + 1;
-    }
-    None
-}
-
-/// One part of the body: its `Content-Disposition` name and its bytes.
-struct Part {
-    name: String,
-    data: Bytes,
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    multipart::boundary(ct)
+        .ok_or_else(|| ApiError::bad_request("Content-Type must be multipart/form-data with a boundary"))
 }
 
 /// The parts of a multipart body, in order.
-fn parts(body: &Bytes, boundary: &str) -> Result<Vec<Part>, ApiError> {
-    let malformed = || ApiError::bad_request("The multipart body is malformed");
-    let delim = format!("--{boundary}");
-    let next = format!("\r\n--{boundary}");
-    let mut at = find(body, delim.as_bytes(), 0).ok_or_else(malformed)? + delim.len();
-    let mut out = Vec::new();
-    loop {
-        if body.get(at..at + 2) == Some(b"--") {
-            return Ok(out);
-        }
-        if body.get(at..at + 2) != Some(b"\r\n") {
-            return Err(malformed());
-        }
-        at += 2;
-        let head_end = find(body, b"\r\n\r\n", at).ok_or_else(malformed)?;
-        let head = std::str::from_utf8(&body[at..head_end]).map_err(|_| malformed())?;
-        let name = head
-            .split("\r\n")
-            .filter(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
-            .find_map(|l| {
-                l.split(';')
-                    .map(str::trim)
-                    .find_map(|p| p.strip_prefix("name="))
-                    .map(|n| n.trim_matches('"').to_owned())
-            })
-            .ok_or_else(malformed)?;
-        let data_start = head_end + 4;
-        let data_end = find(body, next.as_bytes(), data_start).ok_or_else(malformed)?;
-        out.push(Part { name, data: body.slice(data_start..data_end) });
-        at = data_end + next.len();
-        if out.len() > 16 {
-            return Err(malformed());
-        }
-    }
+fn parts(body: &Bytes, boundary: &str) -> Result<Vec<multipart::Part>, ApiError> {
+    multipart::parse(body, boundary).ok_or_else(|| ApiError::bad_request("The multipart body is malformed"))
 }
 
 /// Reads a direct upload. `file_id`: the file a new version is for.

@@ -14,7 +14,7 @@ use box_upload_conformance::fixture::{Body, Exchange, Fixture};
 use box_upload_conformance::replay::{ReplayOptions, ReplayServer};
 use box_upload_driver::bytes::Bytes;
 use box_upload_driver::core::models::UploadPart;
-use box_upload_driver::core::operations::{CommitResponse, Operation};
+use box_upload_driver::core::operations::{CommitResponse, Operation, PreflightCheck};
 use box_upload_driver::core::{AuthError, Config, Error as CoreError, RequestKind, Sha1Digest, UploadRequest};
 use box_upload_driver::{Error, Source};
 use std::path::PathBuf;
@@ -206,10 +206,65 @@ fn refused_input<T>(r: &Result<T, Error>) -> bool {
     matches!(r, Err(e) if matches!(e.core(), Some(CoreError::Input(_))))
 }
 
+/// `random.Random(seed).randbytes(len)` (`len` a multiple of 4), as the official SDK run made
+/// its small files.
+fn python_bytes(seed: u32, len: usize) -> Bytes {
+    let mut mt = Mt19937::by_array(&[seed]);
+    let mut out = Vec::with_capacity(len + 4);
+    while out.len() < len {
+        out.extend_from_slice(&mt.next_u32().to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+/// A recorded direct upload sent again through the core's `UploadFile`: the recorded attributes,
+/// the file's bytes found by their SHA-1 among the SDK run's small files.
+fn direct_upload(client: &Client, ex: &Exchange, file_id: Option<&str>) -> u16 {
+    use box_upload_conformance::fixture::FormPart;
+    use box_upload_driver::core::operations::UploadFile;
+    let Body::Multipart(parts) = &ex.request.body else {
+        panic!("a direct upload is multipart: {:?}", ex.request.body)
+    };
+    let part =
+        |name: &str| parts.iter().find(|p: &&FormPart| p.name == name).unwrap_or_else(|| panic!("no {name} part"));
+    let attributes = json(&part("attributes").body);
+    let Body::Binary { len, sha1 } = &part("file").body else { panic!("the file part is binary") };
+    let content = (1..=16)
+        .map(|seed| python_bytes(seed, *len as usize))
+        .find(|c| sha1_hex(c) == *sha1)
+        .unwrap_or_else(|| panic!("no seed makes the recorded file of {len} bytes"));
+    let mut extra = attributes.as_object().unwrap().clone();
+    let name = extra.remove("name").and_then(|n| n.as_str().map(str::to_owned));
+    let parent = extra.remove("parent");
+    let mut op = match file_id {
+        None => UploadFile::new_file(parent.unwrap()["id"].as_str().unwrap(), name.unwrap(), 0).unwrap(),
+        Some(id) => {
+            let target = box_upload_driver::core::UploadTarget::NewVersion { file_id: id.into(), file_name: name };
+            UploadFile::new(target, 0).unwrap()
+        }
+    }
+    .with_attributes(extra)
+    .with_content(content);
+    if let Some(etag) = ex.request.headers.get("if-match") {
+        op = op.with_if_match(etag);
+    }
+    outcome(call!(client, run(op)), |_| if file_id.is_some() { 200 } else { 201 })
+}
+
 /// Issues the operation recorded in `ex` and returns the status it ended with.
 fn issue(client: &Client, origin: &str, ex: &Exchange, by_url: bool, content: &Bytes) -> u16 {
     let req = &ex.request;
     let path = req.uri.split('?').next().unwrap();
+    if (req.method.as_str(), path) == ("OPTIONS", "/2.0/files/content") {
+        let b = json(&req.body);
+        let (folder, name, size) =
+            (b["parent"]["id"].as_str().unwrap(), b["name"].as_str().unwrap(), b["size"].as_u64().unwrap());
+        return outcome(call!(client, preflight_file_upload(folder, name, size)), |c| match c {
+            PreflightCheck::NameInUse { .. } => 409,
+            _ => 200,
+        });
+    }
     let url = format!("{origin}{}", req.uri);
     let segments: Vec<&str> = path.trim_start_matches("/api/2.0/files/").split('/').collect();
     match (req.method.as_str(), segments.as_slice()) {
@@ -289,6 +344,8 @@ fn issue(client: &Client, origin: &str, ex: &Exchange, by_url: bool, content: &B
                 CommitResponse::NotReady { .. } => 202,
             })
         }
+        ("POST", ["content"]) => direct_upload(client, ex, None),
+        ("POST", [file_id, "content"]) => direct_upload(client, ex, Some(file_id)),
         other => panic!("no operation for {other:?}"),
     }
 }
