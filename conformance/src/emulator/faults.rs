@@ -121,7 +121,8 @@ pub enum FaultAction {
     /// answer, so the client sees a transport failure; a retried commit answers 404. Unlike
     /// [`DropAnswer`](Self::DropAnswer), which drops whatever answer the request gets, this
     /// fault only takes effect on a commit that is applied: a commit answered 202 or refused
-    /// (400, 409, 412, ...) is answered as usual (the rule still counts it).
+    /// (400, 409, 412, ...) is answered as usual (the rule still counts it). On a direct upload
+    /// (`Op::UploadFile`) the same: the file is stored, then the connection closed.
     CommitAnswerLost,
     /// Upload part only: store the part, but echo a wrong value in the answer.
     WrongEcho(EchoField),

@@ -341,7 +341,7 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, req: Request<Incoming>, pl
             Ok(json_response(StatusCode::OK, &select_fields(full, fields.as_deref())))
         }
         Route::Preflight(file_id) => preflight(shared, req, file_id).await,
-        Route::UploadFile(file_id) => upload_file(shared, req, file_id).await,
+        Route::UploadFile(file_id) => upload_file(shared, req, file_id, plan).await,
         Route::FileContent(id) => file_content(shared, &id),
         Route::MethodNotAllowed(_) => Err(ApiError::new(405, "method_not_allowed", "Method Not Allowed").into()),
         Route::Token | Route::NotFound => Err(ApiError::not_found("Not Found").into()),
@@ -426,7 +426,12 @@ async fn preflight(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Option
 
 /// A direct upload (`POST /2.0/files/content`, `POST /2.0/files/{id}/content`): 201 with the new
 /// file, 200 with the new version, as `Files`.
-async fn upload_file(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Option<String>) -> Handled {
+async fn upload_file(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    file_id: Option<String>,
+    plan: &FaultPlan,
+) -> Handled {
     if let Some(id) = &file_id {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::not_found("Not Found").into());
@@ -443,6 +448,10 @@ async fn upload_file(shared: &Arc<Shared>, req: Request<Incoming>, file_id: Opti
     let status = if file_id.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     let up = super::direct::parse(&parts.headers, &body, file_id)?;
     let file = shared.store.upload_direct(&up.target, &up.content, &up.attributes, up.if_match.as_deref())?;
+    if plan.commit_answer_lost {
+        // Stored, and the answer is lost: the client sees the connection close.
+        return Err(Fail::Withheld);
+    }
     Ok(json_response(status, &json!({"entries": [shared.store.file_full_json(&file)], "total_count": 1})))
 }
 

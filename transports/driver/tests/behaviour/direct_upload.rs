@@ -22,6 +22,7 @@ both!(
     by_default_every_file_box_takes_directly_goes_direct,
     a_direct_upload_answered_503_is_sent_again_from_the_source,
     a_file_changed_after_it_was_hashed_is_not_uploaded,
+    a_direct_upload_stored_but_its_answer_lost_is_confirmed_by_its_own_file,
 );
 
 fn emulator() -> box_upload_conformance::EmulatorBuilder {
@@ -211,6 +212,28 @@ fn a_direct_upload_answered_503_is_sent_again_from_the_source(kind: Kind) {
     let file = call!(h.client, upload(Source::file(&path), UploadRequest::new_file("0", "retry.bin", 0))).unwrap();
     h.assert_stored(&file.id, &std::fs::read(&path).unwrap());
     assert_eq!(h.emu.counters().requests(Op::UploadFile), 3);
+}
+
+fn a_direct_upload_stored_but_its_answer_lost_is_confirmed_by_its_own_file(kind: Kind) {
+    // Stored, the connection closed; the resend meets the name in use by a file with our SHA-1.
+    let faults = Faults::none().rule(Op::UploadFile, Trigger::FirstN(1), FaultAction::CommitAnswerLost);
+    for shape in [ConflictsShape::Object, ConflictsShape::Array] {
+        let h = Harness::start(kind, emulator().faults(faults.clone()).conflicts_shape(shape));
+        let data = bytes(4_000, 14);
+        let file = call!(h.client, upload(Source::bytes(data.clone()), UploadRequest::new_file("0", "lost.txt", 0)))
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+        let stored = h.emu.find_file("0", "lost.txt").unwrap();
+        assert_eq!((file.id.as_str(), file.sha1.as_deref()), (stored.id.as_str(), Some(sha1_hex(&data).as_str())));
+        h.assert_stored(&file.id, &data);
+        let c = h.emu.counters();
+        assert_eq!((c.requests(Op::UploadFile), c.requests(Op::File)), (2, 1), "{shape:?}: sent twice, then looked up");
+    }
+    // Another file under the name (not ours): Box's 409 stands.
+    let h = Harness::start(kind, emulator());
+    h.emu.create_file("0", "taken.txt", b"theirs").unwrap();
+    let err = call!(h.client, upload(Source::bytes(bytes(4_000, 15)), UploadRequest::new_file("0", "taken.txt", 0)))
+        .unwrap_err();
+    assert_eq!(err.core().and_then(CoreError::box_code), Some("item_name_in_use"), "{err}");
 }
 
 fn a_file_changed_after_it_was_hashed_is_not_uploaded(kind: Kind) {
