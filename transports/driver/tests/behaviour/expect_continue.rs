@@ -64,14 +64,7 @@ fn server_of(modes: Vec<Mode>, sha1: String) -> (SocketAddr, mpsc::Receiver<Seen
 
 fn one_request(mut stream: std::net::TcpStream, mode: Mode, sha1: &str, tx: &mpsc::Sender<Seen>) {
     {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-            if stream.read(&mut byte).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
-        }
+        let Some(head) = crate::network::read_head(&mut stream) else { return };
         let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
         let expect = head.contains("\r\nexpect: 100-continue\r\n");
         let answer = |status: &str, body: String| {

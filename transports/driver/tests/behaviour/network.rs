@@ -223,20 +223,15 @@ fn the_whole_upload_can_have_a_deadline(kind: Kind) {
 /// A loopback HTTP server that answers every request 200 with a `len`-byte body sent one byte
 /// every `every` (at most 8 connections, then it stops).
 fn trickle_server(len: usize, every: Duration) -> std::net::SocketAddr {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(8) {
             let Ok(mut stream) = stream else { continue };
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-                    if stream.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
+                if read_head(&mut stream).is_none() {
+                    return;
                 }
                 let answer =
                     format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n");
@@ -253,6 +248,20 @@ fn trickle_server(len: usize, every: Duration) -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// A request's head read from `stream` a byte at a time (so nothing of the body is taken), at
+/// most 16 KiB; `None` when the client closed first.
+pub(crate) fn read_head(stream: &mut impl std::io::Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
 }
 
 /// A port nothing listens on (it was free a moment ago).
