@@ -26,6 +26,7 @@
 //!   added to the session, hits not added (the fallback) and no plan at all.
 //! - [`expect_continue`]: a part waits for `100 Continue`; an early final answer is read and the
 //!   body never sent; a server that ignores `Expect` gets it after the wait.
+//! - [`settings`]: the `User-Agent` sent, `trusted_host` for `session_endpoints` elsewhere.
 //! - [`transport`]: timeouts, refused connections, redirects, bounded answers, the builder, logs.
 //! - [`replay`]: every recorded fixture replayed through the transport.
 //! - [`network`]: TLS to the emulator's CA, certificate errors, a `CONNECT` proxy
@@ -49,6 +50,7 @@ mod operations;
 mod plan;
 mod replay;
 mod round_trips;
+mod settings;
 mod transport;
 
 /// Both transports name the same shared types: a value of one crate's type is a value of the
