@@ -4,13 +4,14 @@
 #
 #   benches/direct-vs-chunked.sh [--repeats N] [--latency-ms MS] [--no-build] [--out FILE]
 #
-# For each size (5,000,000, 20,000,000 and 50,000,000 bytes), transport (hyper, ureq) and way
-# (direct: BOX_CHUNKED_FROM=50000001; chunked: BOX_CHUNKED_FROM=20000000; 5 MB can only go
-# direct, Box's sessions start at 20,000,000 bytes), it uploads a file of random bytes N times
-# (default 3) with the release examples upload_bench_hyper / upload_bench_ureq (4 parts in
-# flight, 8 MiB parts) and reports the best and the median upload time. Every upload is checked:
-# the committed SHA-1 must equal the file's (the client refuses anything else). Writes a Markdown
-# table to FILE (default benches/results-direct-vs-chunked.md).
+# For each size (default 5,000,000, 20,000,000, 35,000,000 and 50,000,000 bytes; SIZES="..."
+# for others), transport (hyper, ureq) and way (direct: BOX_CHUNKED_FROM=50000001; chunked:
+# BOX_CHUNKED_FROM=20000000; below 20,000,000 bytes only direct, Box's sessions start there), it
+# uploads a file of random bytes N times (default 3; direct and chunked alternate, so a change in
+# the machine's load hits both) with the release examples upload_bench_hyper / upload_bench_ureq
+# (4 parts in flight, 8 MiB parts) and reports the best and the median upload time. Every upload
+# is checked: the committed SHA-1 must equal the file's (the client refuses anything else).
+# Writes a Markdown table to FILE (default benches/results-direct-vs-chunked.md).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -52,13 +53,14 @@ BASE="$(head -n1 "$WORK/emulator.out")"
 
 results="$WORK/results.tsv"
 : >"$results"
-for size in 5000000 20000000 50000000; do
+for size in ${SIZES:-5000000 20000000 35000000 50000000}; do
   head -c "$size" /dev/urandom >"$WORK/f.bin"
-  for transport in hyper ureq; do
-    for way in direct chunked; do
-      if [ "$way" = direct ]; then cutoff=50000001; else cutoff=20000000; fi
-      [ "$way" = chunked ] && [ "$size" -lt 20000000 ] && continue
-      for _ in $(seq 1 "$REPEATS"); do
+  # Direct and chunked alternate, so a change in the machine's load hits both alike.
+  for _ in $(seq 1 "$REPEATS"); do
+    for transport in hyper ureq; do
+      for way in direct chunked; do
+        if [ "$way" = direct ]; then cutoff=50000001; else cutoff=20000000; fi
+        [ "$way" = chunked ] && [ "$size" -lt 20000000 ] && continue
         line="$(BOX_CHUNKED_FROM=$cutoff "$BIN/examples/upload_bench_$transport" "$BASE" "$WORK/f.bin" 4)"
         secs="$(echo "$line" | grep -oE '(secs=|time=)[0-9.]+' | grep -oE '[0-9.]+')"
         printf '%s\t%s\t%s\t%s\n' "$size" "$transport" "$way" "$secs" >>"$results"
@@ -68,9 +70,9 @@ for size in 5000000 20000000 50000000; do
   done
 done
 
-python3 - "$results" "$OUT" "$LATENCY" "$REPEATS" "$(git -C "$ROOT" rev-parse --short HEAD)" <<'PY'
+python3 - "$results" "$OUT" "$LATENCY" "$REPEATS" "$(git -C "$ROOT" rev-parse --short HEAD)" "${SIZES:-5000000 20000000 35000000 50000000}" <<'PY'
 import collections, statistics, sys, datetime
-rows, out, latency, repeats, rev = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+rows, out, latency, repeats, rev, sizes = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 times = collections.defaultdict(list)
 for line in open(rows):
     size, transport, way, secs = line.split()
@@ -78,7 +80,7 @@ for line in open(rows):
 lines = [
     f"# Direct upload against upload session, {latency} ms per request",
     "",
-    f"`benches/direct-vs-chunked.sh --repeats {repeats} --latency-ms {latency}`, measured "
+    f"`SIZES=\"{sizes}\" benches/direct-vs-chunked.sh --repeats {repeats} --latency-ms {latency}`, measured "
     f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC from commit {rev}, the emulator on the "
     "same two cores (8 MiB parts, 4 in flight, every request answered after the latency). Times in seconds, "
     f"best and median of {repeats}; a session needs at least 20,000,000 bytes, so 5 MB goes direct only.",

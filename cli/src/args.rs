@@ -185,8 +185,8 @@ pub(crate) struct UploadArgs {
     pub(crate) emulator: bool,
     /// Files of at least BYTES go in an upload session (parts in parallel, resumable), smaller
     /// ones in one direct upload. From 20000000 (Box's smallest session) to 50000001 (Box's
-    /// largest direct upload is 50 MB). Default: every file Box takes directly goes direct
-    /// (measured faster, see benches/results-direct-vs-chunked.md).
+    /// largest direct upload is 50 MB). Default 40000000, where the two meet when measured
+    /// (benches/results-direct-vs-chunked.md).
     #[arg(long, value_name = "BYTES", env = "BOX_CHUNKED_FROM", default_value_t = box_upload_core::DEFAULT_CHUNKED_FROM)]
     pub(crate) chunked_from: u64,
     /// When the name is already in use in the folder: fail (Box's 409), upload a new version of

@@ -20,11 +20,14 @@ use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
 
 /// Files of at least this many bytes go in an upload session by default; smaller ones in one
-/// direct request: every file Box takes directly (up to 50 MB). Measured with 50 ms per request
-/// (`benches/results-direct-vs-chunked.md`): a direct upload took about 0.6-0.7 x a session's
-/// time at 20 MB and about 0.9 x at 50 MB, in both transports (a session pays for its preflight,
-/// create, list and commit round trips, which parts in flight do not win back below 50 MB).
-pub const DEFAULT_CHUNKED_FROM: u64 = MAX_DIRECT_UPLOAD_SIZE + 1;
+/// direct request. Measured with 50 ms per request, 4 parts in flight, both transports
+/// (`benches/results-direct-vs-chunked.md`): a session took 1.7 x a direct upload's time at
+/// 20 MB and 1.1-1.2 x at 35 MB (its preflight, create, list and commit are round trips of their
+/// own), 0.9-1.0 x at 40 MB, and 0.9-1.0 x at 45 and 50 MB (the direct upload reads the file
+/// twice, once for its SHA-1 and once to send it, one after the other; a session overlaps them
+/// and sends parts in parallel). From where the two meet, 40 MB, a session also brings resumes
+/// and per-part retries.
+pub const DEFAULT_CHUNKED_FROM: u64 = 40_000_000;
 
 /// The file's bytes are read this many at a time while its SHA-1 is taken (each read hashed a
 /// [`HASH_CHUNK`](crate::HASH_CHUNK) at a time, in cache, then dropped).

@@ -291,7 +291,7 @@ fn a_lost_answer_whose_retry_meets_our_own_file_succeeds() {
 
 #[test]
 fn from_the_cutoff_a_preflight_then_an_upload_session() {
-    assert_eq!(DEFAULT_CHUNKED_FROM, 50_000_001, "every file Box takes directly goes direct");
+    assert_eq!(DEFAULT_CHUNKED_FROM, 40_000_000, "where direct uploads and sessions meet (benches/)");
     let options = FileUploadOptions::default();
     let size = DEFAULT_CHUNKED_FROM;
     let mut m = client().file_upload(UploadRequest::new_file("0", "big", 0), &facts(size), None, options).unwrap();

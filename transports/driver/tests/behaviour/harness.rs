@@ -212,7 +212,7 @@ pub fn defaults<W: Wire>(builder: ClientBuilder<W>, emu: &Emulator) -> ClientBui
         .connect_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(30))
         // The suite is mostly about upload sessions: files from Box's smallest session on go in
-        // one (the library's default sends them direct up to 50 MB; direct_upload.rs tests it).
+        // one (the library's default sends them direct up to 40 MB; direct_upload.rs tests it).
         .chunked_from(MIN_SIZE)
 }
 
