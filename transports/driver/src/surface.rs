@@ -55,6 +55,12 @@ pub fn open_file_upload(
             "a stream below the chunked cutoff needs its size in the request (it is read into memory first)".into(),
         ));
     }
+    if machine.is_chunked() && !source.can_reread() && options.on_conflict == box_upload_core::OnConflict::Skip {
+        // Comparing with the file holding the name reads the source once before the session does.
+        return Err(Error::Config(
+            "on_conflict skip needs a source that can be read twice (a file or bytes), not a stream".into(),
+        ));
+    }
     tracing::info!(
         size = machine.size(),
         chunked = machine.is_chunked(),

@@ -66,6 +66,13 @@ fn a_stream_and_bytes_below_the_cutoff_go_direct(kind: Kind) {
     let err = call!(h.client, upload(Source::reader(std::io::Cursor::new(vec![1u8; 11])), request)).unwrap_err();
     assert!(matches!(err.core(), Some(CoreError::Source(SourceError::RanLong { file_size: 10 }))), "{err}");
     assert_eq!(h.emu.counters().requests(Op::UploadFile), 2);
+    // A stream in a session cannot be read twice: skip (which compares first) is refused up front.
+    let options = UploadOptions::new().on_conflict(OnConflict::Skip);
+    let request = UploadRequest::new_file("0", "big-stream.bin", MIN_SIZE);
+    let stream = Source::reader(std::io::Cursor::new(vec![0u8; MIN_SIZE as usize]));
+    let err = call!(h.client, upload_with(stream, request, options)).unwrap_err();
+    assert!(matches!(&err, Error::Config(m) if m.contains("skip")), "{err}");
+    assert_eq!(h.emu.counters().requests(Op::Preflight), 0, "nothing sent");
 }
 
 fn a_new_version_goes_direct_with_if_match(kind: Kind) {
