@@ -206,7 +206,8 @@ impl FileUpload {
     }
 
     fn finish(&mut self, output: Result<FileFull, Error>) {
-        if !matches!(self.phase, Phase::Done) || self.output.is_none() {
+        // The output comes once: a run already over stays over.
+        if !matches!(self.phase, Phase::Done) {
             self.phase = Phase::Done;
             self.dispatch.clear();
             if let Ok(file) = &output {

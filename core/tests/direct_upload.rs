@@ -355,3 +355,19 @@ fn a_part_builder_hands_the_hash_on() {
     while m.poll_event().is_some() {}
     assert!(m.poll_output().unwrap().is_ok());
 }
+
+#[test]
+fn a_direct_upload_cancelled_while_hashing_sends_nothing_and_ends_once() {
+    let mut m = client()
+        .file_upload(UploadRequest::new_file("0", "a", 0), &facts(10_000_000), None, FileUploadOptions::default())
+        .unwrap();
+    let read = m.poll_read().expect("the first read of the hash pass");
+    assert!(m.cancel(false), "a direct upload winds down by itself");
+    let part = m.part_builder(&read, Vec::new());
+    m.handle_read(read.id, Ok(part.finish_with_bytes(Bytes::from(vec![0u8; read.len]))), Instant::now());
+    assert!(m.poll_transmit(Instant::now()).is_none(), "nothing sent after a cancel");
+    while m.poll_event().is_some() {}
+    assert!(matches!(m.poll_output(), Some(Err(Error::Cancelled))));
+    assert!(m.poll_output().is_none(), "the output comes once");
+    assert!(m.poll_read().is_none());
+}
