@@ -144,7 +144,7 @@ fn any_size_uploads_direct_below_the_cutoff_and_in_a_session_from_it() {
     let dir = tempfile::tempdir().unwrap();
     for transport in ["hyper", "ureq"] {
         let emu = emulator();
-        for (size, direct) in [(0, true), (1_000, true), (19_999_999, true), (20_000_000, false)] {
+        for (size, direct) in [(0, true), (1_000, true), (19_999_999, true), (20_000_000, false), (60_000_000, false)] {
             let name = format!("{transport}-{size}.bin");
             let path = make_file(dir.path(), &name, size, 5);
             let before = emu.counters();
