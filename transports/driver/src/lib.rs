@@ -59,9 +59,9 @@ mod settings;
 mod source;
 mod surface;
 
+pub use body::{BodyReader, SourceReader};
 pub use box_upload_core as core;
 pub use bytes;
-pub use body::{BodyReader, SourceReader};
 pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointWrite};
 pub use error::Error;
 pub use network::{

@@ -4,10 +4,10 @@
 //! send what [`Step::Send`] says, write what [`Step::Save`] says, wait as [`Step::Wait`] says
 //! and hand every [`Completion`] back.
 
+use crate::body::SourceReader;
 use crate::checkpoint::{CheckpointLock, CheckpointWrite};
 use crate::options::{UploadOptions, Watch};
 use crate::reader::ReadingThread;
-use crate::body::SourceReader;
 use crate::source::{BodySource, CommitCheck, OpenSource};
 use crate::Error;
 use box_upload_core::{

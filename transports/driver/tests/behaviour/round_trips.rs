@@ -171,7 +171,8 @@ fn input_is_refused_before_any_request(kind: Kind) {
         matches!(err, Error::Core(CoreError::Input(InputError::SizeMismatch { declared: MIN_SIZE, actual: 100 }))),
         "{err}"
     );
-    let err = call!(h.client, upload(Source::bytes(vec![0u8; 100]), UploadRequest::new_file("0", "x/y", 0))).unwrap_err();
+    let err =
+        call!(h.client, upload(Source::bytes(vec![0u8; 100]), UploadRequest::new_file("0", "x/y", 0))).unwrap_err();
     assert!(matches!(err.core(), Some(CoreError::Input(InputError::BadName { .. }))), "{err}");
     let missing = h.path("missing.bin");
     let err = call!(h.client, upload(Source::file(&missing), UploadRequest::new_file("0", "x.bin", 0))).unwrap_err();
