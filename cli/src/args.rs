@@ -179,6 +179,12 @@ pub(crate) struct UploadArgs {
     /// Print the committed file (Box's FileFull JSON) on stdout instead of a summary line.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Send only the parts Box does not hold already (a new version that changed in places):
+    /// each part's SHA-512 is computed in the same read as its SHA-1s, the session's plan says
+    /// which parts Box holds, and only the others are sent. A Box without the plan gets a plain
+    /// upload. For upload sessions only (files of at least --chunked-from bytes).
+    #[arg(long)]
+    pub(crate) dedupe: bool,
     /// Start Box's emulator in-process on loopback, upload there through the chosen transport,
     /// download the result and check it byte for byte. Needs no token.
     #[arg(long)]
