@@ -16,6 +16,8 @@ async fn dropping_the_future_stops_the_upload() {
         .upload_base(emu.upload_base_url())
         .developer_token("test-token")
         .parts_in_flight(2)
+        // A session (the default cutoff would send 20 MB in one direct upload).
+        .chunked_from(20_000_000)
         .build()
         .unwrap();
     let upload = client.upload(Source::bytes(vec![7u8; 20_000_001]), UploadRequest::new_file("0", "d.bin", 0));
