@@ -181,6 +181,24 @@ fn upload(settings: &Settings, args: &UploadArgs, path: Option<&Path>) -> Result
     let choices = UploadOptions::new().on_conflict(args.on_conflict.into()).timestamps(!args.no_timestamps);
     let run = backend.start_upload(&path, request, args.chunked_from, &choices).map_err(|f| failed(nothing_sent(f)))?;
     let size = run.size();
+    if size < args.chunked_from {
+        // Options that only an upload session uses: say so rather than drop them silently.
+        let unused: Vec<&str> = [
+            (args.checkpoint.is_some(), "--checkpoint (one request has nothing to resume)"),
+            (args.dedupe, "--dedupe"),
+        ]
+        .into_iter()
+        .filter_map(|(given, what)| given.then_some(what))
+        .collect();
+        if !unused.is_empty() {
+            eprintln!(
+                "box-upload: note: {} ({size} bytes, below --chunked-from {}) goes in one direct request; unused: {}",
+                path.display(),
+                args.chunked_from,
+                unused.join(", ")
+            );
+        }
+    }
     let bar = Bar::for_stderr(size, "uploading");
     let mut options = bar.watch(choices);
     if let Some(deadline) = settings.deadline {

@@ -67,15 +67,17 @@ fn api_url_and_box_api_url_name_the_api_host() {
     let emu = emulator();
     let dir = tempfile::tempdir().unwrap();
     let path = make_file(dir.path(), "api.bin", SIZE, 23);
-    // A port nothing listens on. A new file's preflight check goes there first: the upload
-    // fails before a session is made (the default, the upload URL's origin, would have passed;
-    // the lookup after a lost commit answer uses the same host, see the behaviour suite).
+    // A port nothing listens on. A new file's preflight check goes there, beside the session's
+    // creation: the upload fails before any part is sent, and the session is aborted (the
+    // default, the upload URL's origin, would have passed; the lookup after a lost commit answer
+    // uses the same host, see the behaviour suite).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nowhere = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let out = run(cli(&emu, "hyper"), &["--api-url", &nowhere, "upload", path.to_str().unwrap(), "--folder", "0"]);
     assert_fails(&out, 6, &["preflight file upload failed"]);
-    assert_eq!((emu.counters().requests(Op::Preflight), emu.counters().requests(Op::CreateSession)), (0, 0));
+    assert_eq!((emu.counters().requests(Op::Preflight), emu.counters().requests(Op::CreateSession)), (0, 1));
+    assert_eq!((emu.counters().requests(Op::UploadPart), emu.counters().requests(Op::Abort)), (0, 1));
     // BOX_API_URL: the emulator's API host, given explicitly.
     emu.set_faults(commit_answer_lost());
     let mut cmd = cli(&emu, "ureq");

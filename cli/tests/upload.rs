@@ -471,3 +471,28 @@ fn a_checkpoint_in_use_is_refused_and_nothing_is_sent() {
     assert_ok(&out);
     assert!(!checkpoint.exists());
 }
+
+/// Below the cutoff a file goes in one direct request: options only a session uses are named as
+/// unused, not dropped silently, and no checkpoint is written.
+#[test]
+fn a_small_file_with_checkpoint_and_dedupe_says_they_are_unused() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let path = make_file(dir.path(), "small.bin", 1_000, 41);
+    let checkpoint = dir.path().join("small.checkpoint.json");
+    let out = run(
+        cli(&emu, "ureq"),
+        &["upload", path.to_str().unwrap(), "--folder", "0", "--checkpoint", checkpoint.to_str().unwrap(), "--dedupe"],
+    );
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("goes in one direct request; unused: --checkpoint"), "{stderr}");
+    assert!(stderr.contains("--dedupe"), "{stderr}");
+    assert!(!checkpoint.exists());
+    assert_eq!(emu.counters().requests(Op::UploadFile), 1);
+    // From the cutoff, no note.
+    let big = make_file(dir.path(), "big.bin", SIZE, 42);
+    let out = run(cli(&emu, "ureq"), &["upload", big.to_str().unwrap(), "--folder", "0", "--dedupe"]);
+    assert_ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("unused"));
+}

@@ -130,7 +130,7 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "upload_big_file",
-        description: "create, parts in order, list parts, commit (the SDKs' upload_big_file flow)",
+        description: "create, parts in order, commit (the SDKs' upload_big_file flow; box-upload's too when every part's answer echoed it)",
         setup: no_setup,
         faults: Faults::none,
     },
@@ -282,10 +282,6 @@ async fn run(name: &str, addr: SocketAddr) {
                 let r = put(&c, &endpoint_path(&s, "upload_part"), &content, i).await;
                 assert_eq!(r.status, 200);
                 parts.push(r.json()["part"].clone());
-            }
-            if name == "upload_big_file" {
-                let listed = c.get(&format!("{}?offset=0&limit=1000", endpoint_path(&s, "list_parts"))).await;
-                assert_eq!(listed.json()["total_count"], s["total_parts"]);
             }
             let path =
                 if name == "commit_by_id" { format!("{}/commit", by_id(&s)) } else { endpoint_path(&s, "commit") };

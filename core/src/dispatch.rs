@@ -137,6 +137,17 @@ impl<J: Clone> Dispatcher<J> {
         RequestId(self.next_id)
     }
 
+    /// The last request id given out (0 before any).
+    pub(crate) fn last_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Gives out only ids above `floor` from now on: a machine that takes over from another
+    /// must not take a late answer to the other's request for one of its own.
+    pub(crate) fn ids_after(&mut self, floor: u64) {
+        self.next_id = self.next_id.max(floor);
+    }
+
     pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         loop {
             let index = self.queue.iter().position(|s| s.not_before.is_none_or(|t| t <= now))?;

@@ -101,11 +101,14 @@ enum Phase {
 ///   sends one direct upload ([`UploadFile`]) whose body the driver streams from the source
 ///   (the request's [`SourceBody`](crate::SourceBody)), with `content-md5`, so Box refuses a
 ///   body that is not what was hashed. The answer's SHA-1 and size must be ours.
-/// - From it, a [`BigUpload`] does the work, after the preflight check
-///   ([`PreflightFileUpload`]) of a new file: a name in use, a missing folder, a permission or
-///   quota problem fails before any byte is sent.
-/// - A name in use goes as [`OnConflict`] says. For direct uploads under the default policy the
-///   upload's own 409 says so; the other policies check first.
+/// - From it, a [`BigUpload`] does the work. A new file's preflight check
+///   ([`PreflightFileUpload`]) goes out beside the session's creation (one round trip, not two),
+///   and no part is read before it passes: a name in use, a missing folder, a permission or
+///   quota problem fails before any byte of the file is sent, and the session, if Box made it,
+///   is aborted.
+/// - A name in use goes as [`OnConflict`] says, also when Box refuses the session's creation
+///   because the name was taken after the check. For direct uploads under the default policy
+///   the upload's own 409 says so; the other policies check first.
 /// - A direct upload whose answer was lost and whose retry meets its own file (the name in use
 ///   by a file with our SHA-1) succeeds with that file.
 #[derive(Debug)]
@@ -164,7 +167,8 @@ impl FileUpload {
             return;
         }
         let new_file = matches!(self.request.target, UploadTarget::NewFile { .. });
-        if new_file && (self.is_chunked() || self.options.on_conflict != OnConflict::Fail) {
+        // A session checks a new file itself, beside its creation (`BigUpload::start_checked`).
+        if new_file && !self.is_chunked() && self.options.on_conflict != OnConflict::Fail {
             let UploadTarget::NewFile { folder_id, file_name } = &self.request.target else { return };
             match PreflightFileUpload::new(folder_id.clone(), file_name.clone(), self.size()) {
                 Ok(op) => match op.request(self.dispatch.config()) {
@@ -193,9 +197,36 @@ impl FileUpload {
     }
 
     fn start_chunked(&mut self) {
-        match self.client.big_upload(self.request.clone()) {
+        match BigUpload::start_checked(&self.client, self.request.clone(), self.dispatch.last_id()) {
             Ok(big) => self.phase = Phase::Chunked(Box::new(big)),
             Err(e) => self.finish(Err(e.into())),
+        }
+    }
+
+    /// Takes the session's output once it has one: a name in use (found by the preflight check
+    /// beside the session's creation, or by the creation itself when the name was taken in
+    /// between) goes as [`OnConflict`] says; anything else is the upload's output.
+    fn settle_chunked(&mut self) {
+        let Phase::Chunked(big) = &mut self.phase else { return };
+        let Some(output) = big.poll_output() else { return };
+        // Whatever comes next must not take a late answer to the session's requests as its own.
+        self.dispatch.ids_after(big.last_request_id());
+        let new_file = matches!(self.request.target, UploadTarget::NewFile { .. });
+        match output {
+            Err(Error::Api(error))
+                if new_file
+                    && self.options.on_conflict != OnConflict::Fail
+                    && error.status == 409
+                    && error.code() == Some("item_name_in_use") =>
+            {
+                let conflicts = crate::operations::conflicts_of(error.error.context_info.as_ref());
+                self.on_name_in_use(conflicts, error);
+            }
+            output => {
+                self.phase = Phase::Done;
+                self.output = Some(output);
+                self.events.push_back(Event::Finished);
+            }
         }
     }
 
@@ -477,7 +508,7 @@ impl FileUpload {
 }
 
 /// Box's 409 `item_name_in_use`, read from the answer (left for the operation's parse).
-fn name_in_use(response: &Response<Bytes>) -> Option<ApiError> {
+pub(crate) fn name_in_use(response: &Response<Bytes>) -> Option<ApiError> {
     if response.status() != StatusCode::CONFLICT {
         return None;
     }
@@ -488,7 +519,7 @@ fn name_in_use(response: &Response<Bytes>) -> Option<ApiError> {
     (error.code() == Some("item_name_in_use")).then_some(error)
 }
 
-fn conflict_error(conflicts: &[FileConflict]) -> ApiError {
+pub(crate) fn conflict_error(conflicts: &[FileConflict]) -> ApiError {
     let mut error = ApiError { status: 409, kind: Some(RequestKind::PreflightFileUpload), error: Box::default() };
     error.error.code = Some("item_name_in_use".into());
     error.error.message = Some(format!(
@@ -536,28 +567,23 @@ impl Machine for FileUpload {
 
     fn poll_event(&mut self) -> Option<Event> {
         self.start();
-        if let Some(e) = self.events.pop_front() {
-            return Some(e);
-        }
-        match &mut self.phase {
-            Phase::Chunked(big) => big.poll_event(),
-            _ => None,
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            let Phase::Chunked(big) = &mut self.phase else { return None };
+            match big.poll_event() {
+                // The upload may go on after the session (a name in use): it says when it ends.
+                Some(Event::Finished) => self.settle_chunked(),
+                other => return other,
+            }
         }
     }
 
     fn poll_output(&mut self) -> Option<Result<FileFull, Error>> {
         self.start();
-        if let Some(output) = self.output.take() {
-            return Some(output);
-        }
-        match &mut self.phase {
-            Phase::Chunked(big) => {
-                let output = big.poll_output()?;
-                self.phase = Phase::Done;
-                Some(output)
-            }
-            _ => None,
-        }
+        self.settle_chunked();
+        self.output.take()
     }
 
     fn handle_response(&mut self, id: RequestId, response: Response<Bytes>, now: Instant) {

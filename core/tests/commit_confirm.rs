@@ -103,7 +103,6 @@ fn new_file_lost_answer_then_404_is_confirmed_by_the_preflight_check_conflicts_a
         assert_eq!(
             kinds(&fake)[1..],
             [
-                RequestKind::ListParts,
                 RequestKind::CommitSession,
                 RequestKind::CommitSession,
                 RequestKind::PreflightFileUpload,

@@ -289,30 +289,120 @@ fn a_lost_answer_whose_retry_meets_our_own_file_succeeds() {
     assert_eq!(out.unwrap().id, "777");
 }
 
-#[test]
-fn from_the_cutoff_a_preflight_then_an_upload_session() {
-    assert_eq!(DEFAULT_CHUNKED_FROM, 40_000_000, "where direct uploads and sessions meet (benches/)");
-    let options = FileUploadOptions::default();
-    let size = DEFAULT_CHUNKED_FROM;
-    let mut m = client().file_upload(UploadRequest::new_file("0", "big", 0), &facts(size), None, options).unwrap();
-    assert!(m.is_chunked());
-    let mut now = Instant::now();
-    let t = m.poll_transmit(now).unwrap();
-    assert_eq!(t.kind, RequestKind::PreflightFileUpload);
-    assert_eq!(t.request.uri(), "https://api.box.com/2.0/files/content");
-    assert!(m.poll_read().is_none(), "nothing is read before the preflight check passes");
-    m.handle_response(t.id, response(200, r#"{"upload_url":"https://upload.box.com/api/2.0/files/content"}"#), now);
-    now += Duration::from_millis(1);
-    let t = m.poll_transmit(now).unwrap();
-    assert_eq!(t.kind, RequestKind::CreateSession);
+/// A session of 5 parts of 8 MiB (40,000,000 bytes), by id only.
+const SESSION: &str =
+    r#"{"type":"upload_session","id":"ABC","part_size":8388608,"total_parts":5,"num_parts_processed":0}"#;
+const CHECK_PASSED: &str = r#"{"upload_url":"https://upload.box.com/api/2.0/files/content"}"#;
 
-    // A folder that is not there fails before any byte is read or sent.
+/// The first two requests of a chunked new file: its session's creation and its preflight check.
+fn create_and_check(m: &mut impl Machine, now: Instant) -> (box_upload_core::Transmit, box_upload_core::Transmit) {
+    let first = m.poll_transmit(now).expect("a first request");
+    let second = m.poll_transmit(now).expect("the second goes out before the first is answered");
+    if first.kind == RequestKind::CreateSession {
+        (first, second)
+    } else {
+        (second, first)
+    }
+}
+
+#[test]
+fn from_the_cutoff_an_upload_session_created_beside_the_preflight_check() {
+    assert_eq!(DEFAULT_CHUNKED_FROM, 40_000_000, "where direct uploads and sessions meet (benches/)");
+    let size = DEFAULT_CHUNKED_FROM;
     let mut m = client()
         .file_upload(UploadRequest::new_file("0", "big", 0), &facts(size), None, FileUploadOptions::default())
         .unwrap();
-    let (out, sent) = run(&mut m, b"", |_| response(404, r#"{"type":"error","status":404,"code":"not_found"}"#));
+    assert!(m.is_chunked());
+    let now = Instant::now();
+    let (create, check) = create_and_check(&mut m, now);
+    assert_eq!(create.kind, RequestKind::CreateSession);
+    assert_eq!(create.request.uri(), "https://upload.box.com/api/2.0/files/upload_sessions");
+    assert_eq!(check.kind, RequestKind::PreflightFileUpload);
+    assert_eq!(check.request.uri(), "https://api.box.com/2.0/files/content");
+    m.handle_response(create.id, response(201, SESSION), now);
+    while m.poll_event().is_some() {}
+    assert!(m.poll_read().is_none(), "nothing is read before the preflight check passes");
+    assert!(m.poll_transmit(now).is_none());
+    m.handle_response(check.id, response(200, CHECK_PASSED), now);
+    let read = m.poll_read().expect("parts are read once the check passed");
+    assert_eq!(read.offset, 0);
+}
+
+#[test]
+fn a_failed_preflight_check_aborts_the_session_made_beside_it_and_fails_with_its_error() {
+    let not_found = r#"{"type":"error","status":404,"code":"not_found","message":"no folder"}"#;
+    for check_answered_first in [false, true] {
+        let mut m = client()
+            .file_upload(UploadRequest::new_file("0", "big", 0), &facts(40_000_000), None, FileUploadOptions::default())
+            .unwrap();
+        let now = Instant::now();
+        let (create, check) = create_and_check(&mut m, now);
+        if check_answered_first {
+            m.handle_response(check.id, response(404, not_found), now);
+            assert!(m.poll_output().is_none(), "the session being created is waited for, to abort it");
+            m.handle_response(create.id, response(201, SESSION), now);
+        } else {
+            m.handle_response(create.id, response(201, SESSION), now);
+            m.handle_response(check.id, response(404, not_found), now);
+        }
+        assert!(m.poll_read().is_none(), "no byte of the file is read");
+        let abort = m.poll_transmit(now).expect("the session is aborted");
+        assert_eq!(abort.kind, RequestKind::AbortSession);
+        assert!(abort.request.uri().to_string().ends_with("/files/upload_sessions/ABC"));
+        m.handle_response(abort.id, response(204, ""), now);
+        while m.poll_event().is_some() {}
+        let out = m.poll_output().expect("over");
+        assert_eq!(out.unwrap_err().box_code(), Some("not_found"), "the check's error, not the abort's");
+    }
+    // A session that could not be created fails with the check's error all the same.
+    let mut m = client()
+        .file_upload(UploadRequest::new_file("0", "big", 0), &facts(40_000_000), None, FileUploadOptions::default())
+        .unwrap();
+    let (out, sent) = run(&mut m, b"", |_| response(404, not_found));
     assert_eq!(out.unwrap_err().box_code(), Some("not_found"));
-    assert_eq!(sent.len(), 1);
+    assert!(
+        sent.iter().all(|(k, _)| matches!(k, RequestKind::CreateSession | RequestKind::PreflightFileUpload)),
+        "{sent:?}"
+    );
+}
+
+/// Box answers the session's creation 409: the name was taken after the check passed.
+fn name_taken_meanwhile(
+    policy: OnConflict,
+    sha1: &str,
+) -> (Result<box_upload_core::models::FileFull, Error>, Vec<(RequestKind, String)>) {
+    let content = vec![5u8; 40_000_000];
+    let options = FileUploadOptions { on_conflict: policy, ..FileUploadOptions::default() };
+    let mut m = client().file_upload(UploadRequest::new_file("0", "a", 0), &facts(40_000_000), None, options).unwrap();
+    let conflict_body = conflict(true, sha1);
+    run(&mut m, &content, |r| match (r.method().as_str(), r.uri().path()) {
+        ("OPTIONS", _) => response(200, CHECK_PASSED),
+        ("POST", "/api/2.0/files/upload_sessions") => response(409, &conflict_body),
+        // The version's session: refused, to end the run here.
+        ("POST", "/api/2.0/files/777/upload_sessions") => {
+            response(403, r#"{"type":"error","status":403,"code":"access_denied_insufficient_permissions"}"#)
+        }
+        ("GET", "/2.0/files/777") => {
+            response(200, &format!(r#"{{"type":"file","id":"777","size":40000000,"sha1":"{sha1}"}}"#))
+        }
+        other => panic!("unexpected {other:?}"),
+    })
+}
+
+#[test]
+fn a_name_taken_between_the_check_and_the_session_goes_as_the_policy_says() {
+    let ours = Sha1Digest::of(&vec![5u8; 40_000_000]).to_hex();
+    // version: a session for a new version of the file holding the name.
+    let (out, sent) = name_taken_meanwhile(OnConflict::Version, SHA1_HEX);
+    assert_eq!(out.unwrap_err().box_code(), Some("access_denied_insufficient_permissions"));
+    assert_eq!(sent.last().unwrap().1, "POST https://upload.box.com/api/2.0/files/777/upload_sessions", "{sent:?}");
+    // skip: the holder has our bytes, nothing is sent.
+    let (out, sent) = name_taken_meanwhile(OnConflict::Skip, &ours);
+    assert_eq!(out.unwrap().id, "777");
+    assert!(sent.iter().all(|(k, _)| *k != RequestKind::UploadPart));
+    // fail: Box's 409.
+    let (out, _) = name_taken_meanwhile(OnConflict::Fail, &ours);
+    assert_eq!(out.unwrap_err().box_code(), Some("item_name_in_use"));
 }
 
 #[test]

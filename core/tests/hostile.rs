@@ -97,8 +97,10 @@ impl Run {
         Self { m, now: Instant::now(), source: source(size), sent: Vec::new(), events: Vec::new(), echoed: Vec::new() }
     }
 
+    /// An upload that lists its parts before the commit, so each step's answers can be lied in.
     fn start() -> Self {
-        Self::new(client().big_upload(UploadRequest::new_file("0", "f.bin", SIZE)).unwrap(), SIZE)
+        let request = UploadRequest::new_file("0", "f.bin", SIZE).list_before_commit(true);
+        Self::new(client().big_upload(request).unwrap(), SIZE)
     }
 
     fn poll(&mut self) -> Option<Transmit> {
@@ -375,7 +377,10 @@ fn part_echo_without_part_aborts() {
 // ---- server: list-parts lies -----------------------------------------------------------------------
 
 fn list_lie_case(page_size: u64, pages: Vec<Value>, expect: &str) {
-    let request = UploadRequest { list_page_size: page_size, ..UploadRequest::new_file("0", "f.bin", SIZE) };
+    let request = UploadRequest {
+        list_page_size: page_size,
+        ..UploadRequest::new_file("0", "f.bin", SIZE).list_before_commit(true)
+    };
     let mut run = Run::new(client().big_upload(request).unwrap(), SIZE);
     run.create(session(None));
     let mut list = run.upload_parts();

@@ -13,10 +13,16 @@ use http::Response;
 
 impl BigUpload {
     pub(crate) fn start(client: &Client, request: UploadRequest) -> Result<Self, InputError> {
+        Self::start_with_floor(client, request, 0)
+    }
+
+    /// [`start`](Self::start), giving out request ids above `id_floor`.
+    pub(super) fn start_with_floor(client: &Client, request: UploadRequest, id_floor: u64) -> Result<Self, InputError> {
         let settings = request.into_settings()?;
         // The create operation checks the size, ids and name before anything is sent.
         let create = create_request(&settings)?;
         let mut upload = Self::new(client, settings, Phase::Creating);
+        upload.dispatch.ids_after(id_floor);
         match create.request(&upload.dispatch.config().clone()) {
             Ok(mut req) => {
                 upload.add_headers(&mut req);
@@ -34,6 +40,12 @@ impl BigUpload {
         };
         let kind = create.kind();
         match create.parse(response).and_then(|s| self.on_session(s, kind)) {
+            Ok(()) if self.pending_failure.is_some() => {
+                // The preflight check failed meanwhile: abort the session, fail with the check.
+                self.phase = Phase::Uploading;
+                let error = self.pending_failure.take().unwrap_or(Error::Cancelled);
+                self.fail(error);
+            }
             Ok(()) => {
                 self.phase = Phase::Uploading;
                 let session_id = self.session.as_ref().map(|s| s.id.clone()).unwrap_or_default();

@@ -1,6 +1,7 @@
 //! Following list-parts pages to the end, without trusting `total_count` blindly ([`Lister`],
 //! shared with [`ListAllParts`](crate::ListAllParts)), and what the big upload does with a whole
-//! listing: learn the parts Box holds on resume, verify every part before the commit. Both run
+//! listing: learn the parts Box holds on resume, verify every part before the commit when some
+//! part was not learnt from its own answer (a resume, a look-up, a plan's hit). Both run
 //! with none of our parts in flight, so the listing is strict; a part whose answer was lost is
 //! looked up while others are stored, by `reconcile`.
 
@@ -209,15 +210,20 @@ impl BigUpload {
     }
 
     /// When every part is acknowledged, the source is known to end where it should and the digest
-    /// is complete: list the parts to check them before the commit.
-    pub(super) fn maybe_verify(&mut self, _now: Instant) {
+    /// is complete: commit, after listing the parts to check them when some part Box holds was
+    /// not learnt from its own answer (see `list_before_commit`).
+    pub(super) fn maybe_verify(&mut self, now: Instant) {
         if self.phase != Phase::Uploading || self.lister.is_some() || self.probe.is_some() || self.is_over() {
             return;
         }
         let all_acked = self.progress.parts_acknowledged == self.parts.len() as u64;
         if all_acked && self.eof_checked == Some(true) && self.digest.is_some() {
             self.phase = Phase::Committing;
-            self.start_list(ListPurpose::Verify);
+            if self.list_before_commit {
+                self.start_list(ListPurpose::Verify);
+            } else {
+                self.commit(now, None);
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The big upload as one state machine: session → parts (N in flight) → list → commit (202 loop).
+//! The big upload as one state machine: session (beside a new file's preflight check) → parts (N
+//! in flight) → list, when a part was not learnt from its own answer → commit (202 loop).
 //!
 //! Failures it cannot recover from abort the session (unless asked to keep it for a resume) and
 //! end the run with the first error. It recovers from what real Box does: 202 commits for minutes,
@@ -7,8 +8,8 @@
 //! still being stored).
 //!
 //! This file holds the machine's state, its phases and the [`Machine`] glue; each job has its
-//! own file: `create` (the session), `resume` (from a checkpoint), `parts` (reads and part
-//! uploads), `reconcile` (looking up a part whose answer was lost), `listing` (paging through
+//! own file: `create` (the session), `preflight` (the check beside it), `resume` (from a
+//! checkpoint), `parts` (reads and part uploads), `reconcile` (looking up a part whose answer was lost), `listing` (paging through
 //! every part, on resume and to verify them) and `commit` (the commit and its answers).
 
 mod checkpoint;
@@ -19,6 +20,7 @@ mod dedupe;
 mod fingerprint;
 mod listing;
 mod parts;
+mod preflight;
 mod reconcile;
 mod request;
 mod resume;
@@ -60,6 +62,8 @@ enum Job {
     Confirm,
     /// The session's plan (a deduplicated upload).
     Plan,
+    /// The preflight check of a new file, sent beside the session's creation.
+    Preflight,
     Abort,
 }
 
@@ -147,6 +151,7 @@ struct Settings {
     headers: HeaderMap,
     commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     dedupe: bool,
+    list_before_commit: bool,
 }
 
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
@@ -219,12 +224,21 @@ pub struct BigUpload {
     events: VecDeque<Event>,
     /// Deduplication, when asked for (`UploadRequest::dedupe`).
     dedupe: Option<dedupe::Dedupe>,
+    /// The preflight check of a new file, when asked for: no part is read before it passes.
+    preflight: preflight::Gate,
+    /// Why the upload fails, held until the session being created is known (so it is aborted).
+    pending_failure: Option<Error>,
+    /// Whether the parts are listed before the commit: a part Box holds was learnt otherwise than
+    /// from its own answer (a resume, a look-up, a plan's hit). Otherwise every part's answer
+    /// echoed our offset, size and SHA-1, and Box checks the commit's list against what it holds.
+    list_before_commit: bool,
 }
 
 impl BigUpload {
     fn new(client: &Client, settings: Settings, phase: Phase) -> Self {
         let progress = Progress { total_bytes: settings.file_size, ..Progress::default() };
         let dedupe = settings.dedupe.then(dedupe::Dedupe::new);
+        let list_before_commit = settings.list_before_commit || dedupe.is_some();
         Self {
             dispatch: Dispatcher::new(client.config.clone(), client.auth.clone()),
             settings,
@@ -248,8 +262,11 @@ impl BigUpload {
             progress,
             error: None,
             output: None,
+            list_before_commit,
             events: VecDeque::new(),
             dedupe,
+            preflight: preflight::Gate::Off,
+            pending_failure: None,
         }
     }
 
@@ -360,7 +377,8 @@ impl BigUpload {
         if self.error.is_some() || self.output.is_some() || self.phase == Phase::Done {
             return;
         }
-        self.error = Some(error);
+        // A failed preflight check says more than what went wrong after it.
+        self.error = Some(self.pending_failure.take().unwrap_or(error));
         self.dispatch.clear();
         self.reads.clear();
         self.lister = None;
@@ -444,6 +462,9 @@ impl BigUpload {
                 Completion::Failed { job: Job::Confirm, error, .. } if !self.is_over() => {
                     self.on_confirm_failure(&error)
                 }
+                Completion::Failed { job: Job::Preflight, error, .. } if !self.is_over() => {
+                    self.preflight_failed(error)
+                }
                 Completion::Failed { job: Job::Part(index), error, maybe_applied: true } if !self.is_over() => {
                     self.on_part_unanswered(index, error);
                 }
@@ -468,6 +489,7 @@ impl BigUpload {
             Job::Commit => self.on_commit_answer(response, maybe_applied, now),
             Job::Confirm => self.on_confirm_answer(response),
             Job::Plan => self.on_plan_answer(response, now),
+            Job::Preflight => self.on_preflight_answer(response),
             Job::Abort => {}
         }
     }

@@ -14,7 +14,7 @@ impl BigUpload {
     /// The next range to read: the next part while fewer than `parts_in_flight` are held, then
     /// one byte at the end of the file, which must come back empty.
     pub(super) fn next_read_request(&mut self) -> Option<ReadRequest> {
-        if self.phase != Phase::Uploading || self.is_over() {
+        if self.phase != Phase::Uploading || self.is_over() || !self.preflight_passed() {
             return None;
         }
         let plan = self.plan?;

@@ -19,8 +19,8 @@
 //! ours; no page is asked for past Box's largest offset ([`MAX_LIST_OFFSET`]); and each
 //! part is probed at most once, since a probe ends with the part adopted or the run failed. A
 //! part is adopted only when the entry at its offset has its size and the SHA-1 of the bytes we
-//! sent. `total_count` is not used. The final listing before the commit, with nothing in flight,
-//! stays strict (see `listing`).
+//! sent. `total_count` is not used. An adopted part makes the run list the session before its
+//! commit, with nothing in flight, strictly (see `listing`).
 
 use super::{sha1_matches, BigUpload, Endpoint, Job, PartStatus};
 use crate::error::{Error, ProtocolError};
@@ -210,6 +210,7 @@ impl BigUpload {
             .into());
         }
         self.events.push_back(Event::PartAdopted { offset: planned.offset });
+        self.list_before_commit = true;
         self.ack(planned.index, stored);
         Ok(())
     }

@@ -36,6 +36,12 @@ pub struct UploadRequest {
     /// Deduplicate (default off): plan the parts by their SHA-512 and send only those Box does
     /// not hold (see [`BigUpload`](crate::BigUpload)).
     pub dedupe: bool,
+    /// List the session's parts and check each against ours before the commit, always (default
+    /// off: only when some part Box holds was not learnt from its own answer, as on a resume,
+    /// after a lost answer or with deduplication; otherwise each part's answer echoed our offset,
+    /// size and SHA-1, and Box checks the commit's list against what it holds). One round trip
+    /// per 1000 parts.
+    pub list_before_commit: bool,
 }
 
 impl UploadRequest {
@@ -63,6 +69,7 @@ impl UploadRequest {
             headers: HeaderMap::new(),
             commit_attributes: None,
             dedupe: false,
+            list_before_commit: false,
         }
     }
 
@@ -118,6 +125,14 @@ impl UploadRequest {
         self
     }
 
+    /// Lists the session's parts before the commit even when every part's answer echoed it (see
+    /// [`list_before_commit`](Self::list_before_commit)).
+    #[must_use]
+    pub fn list_before_commit(mut self, yes: bool) -> Self {
+        self.list_before_commit = yes;
+        self
+    }
+
     /// Adds a header to every request.
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -144,6 +159,7 @@ impl UploadRequest {
             headers: self.headers,
             commit_attributes: self.commit_attributes,
             dedupe: self.dedupe,
+            list_before_commit: self.list_before_commit,
         })
     }
 }

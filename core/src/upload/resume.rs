@@ -51,6 +51,8 @@ impl BigUpload {
             commit_attributes: checkpoint.commit_attributes,
             // A resume lists what the session holds: there is nothing left to plan.
             dedupe: false,
+            // Parts stored by an earlier run are known from a listing, not from their answers.
+            list_before_commit: true,
         };
         if settings.parts_in_flight == 0 {
             return Err(InputError::ZeroParallelism);
