@@ -803,3 +803,47 @@ fn a_carried_hash_from_bytes_is_the_same_as_from_a_read() {
     assert_eq!(part.sha1(), PartData::new(bytes.clone()).sha1());
     assert_eq!(part.bytes(), &bytes);
 }
+
+/// Box's answer to `t`, from the simulated Box.
+fn answer_of(
+    fake: &mut FakeBox,
+    t: box_upload_core::Transmit,
+    now: std::time::Instant,
+) -> box_upload_core::http::Response<box_upload_core::bytes::Bytes> {
+    let (parts, body) = t.request.into_parts();
+    let seen =
+        Seen { kind: t.kind, method: parts.method, uri: parts.uri.to_string(), headers: parts.headers, body, at: now };
+    fake.handle(seen).unwrap()
+}
+
+#[test]
+fn the_next_part_is_read_ahead_and_goes_out_as_soon_as_a_place_frees() {
+    use box_upload_core::{Machine, PartData};
+    let size = 5 * 8 * MIB;
+    let mut fake = FakeBox::new(8 * MIB);
+    let mut m = client().big_upload(UploadRequest::new_file("0", "f.bin", size).parts_in_flight(2)).unwrap();
+    let now = std::time::Instant::now();
+    let create = m.poll_transmit(now).unwrap();
+    let id = create.id;
+    let r = answer_of(&mut fake, create, now);
+    m.handle_response(id, r, now);
+    let mut reads = 0;
+    while let Some(read) = m.poll_read() {
+        m.handle_read(read.id, Ok(PartData::new(source_bytes(read.offset, read.len))), now);
+        reads += 1;
+    }
+    assert_eq!(reads, 3, "two parts in flight and one read ahead");
+    let mut parts: Vec<box_upload_core::Transmit> = std::iter::from_fn(|| m.poll_transmit(now)).collect();
+    assert_eq!(parts.len(), 2, "no more than parts_in_flight on the wire");
+    let first = parts.remove(0);
+    let id = first.id;
+    let r = answer_of(&mut fake, first, now);
+    m.handle_response(id, r, now);
+    // The part read ahead goes out at once, before any read.
+    let next = m.poll_transmit(now).expect("the part read ahead goes out");
+    assert_eq!(next.kind, RequestKind::UploadPart);
+    let range = next.request.headers()["content-range"].to_str().unwrap().to_owned();
+    assert!(range.starts_with(&format!("bytes {}-", 16 * MIB)), "{range}");
+    assert!(m.poll_transmit(now).is_none(), "still two on the wire");
+    assert!(m.poll_read().is_some(), "and the next part is read ahead");
+}

@@ -886,12 +886,15 @@ impl Sim {
             }
             self.last_read_offset = Some(read.offset);
             self.reads.push(read);
-            assert!(self.reads.len() <= self.parts_in_flight + 1, "more reads than parts in flight");
+            // The parts in flight, one read ahead, and the end-of-file probe.
+            assert!(self.reads.len() <= self.parts_in_flight + 2, "more reads than parts in flight");
         }
         while let Some(t) = self.m.poll_transmit(self.now) {
             let held = self.check_transmit(t);
             self.tx.push(held);
         }
+        let parts_out = self.tx.iter().filter(|h| h.t.kind == RequestKind::UploadPart).count();
+        assert!(parts_out <= self.parts_in_flight, "{parts_out} parts on the wire, {} allowed", self.parts_in_flight);
     }
 
     fn check_transmit(&mut self, t: Transmit) -> Held {

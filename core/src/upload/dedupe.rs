@@ -22,7 +22,7 @@ use super::{BigUpload, Endpoint, Job, PartStatus, Phase};
 use crate::digest::{Sha1Digest, Sha512Digest};
 use crate::error::{Error, ProtocolError, SourceError};
 use crate::models::{PlanPart, UploadPart};
-use crate::operations::{Operation, PlanUploadSession, UploadFilePart, MAX_PLAN_PARTS};
+use crate::operations::{Operation, PlanUploadSession, MAX_PLAN_PARTS};
 use bytes::Bytes;
 use http::Response;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -197,24 +197,6 @@ impl BigUpload {
         for index in indexes {
             self.send_part(index);
         }
-    }
-
-    /// Uploads a held part.
-    pub(super) fn send_part(&mut self, index: usize) {
-        let (Some(plan), Some(data)) = (self.plan, self.parts.get(index).and_then(|s| s.data.clone())) else { return };
-        let Some(planned) = plan.part(index) else { return };
-        let session = match self.session_ref(Endpoint::UploadPart) {
-            Ok(s) => s,
-            Err(e) => return self.fail(e),
-        };
-        let op = UploadFilePart {
-            session,
-            range: planned.content_range(plan.file_size()),
-            data,
-            headers: Default::default(),
-        };
-        self.parts[index].status = PartStatus::Sending;
-        self.submit(Job::Part(index), &op, None);
     }
 
     /// The listing before the commit, for the hits not confirmed yet: `Ok(true)` when every hit

@@ -157,9 +157,11 @@ struct Settings {
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
 /// file. Made by [`Client::big_upload`] or [`Client::resume`].
 ///
-/// Memory: it holds at most `parts_in_flight` parts (read, on the wire, or waiting for the
-/// whole-file hash) and offers no read beyond that, so a driver that reuses its buffers keeps
-/// about `(parts_in_flight + 1) × part_size` (one more while the transport lets go of a sent part).
+/// Memory: it holds at most `parts_in_flight + 1` parts (being read, on the wire, waiting for the
+/// whole-file hash, or read ahead: the next part is read and hashed while `parts_in_flight` are on
+/// the wire, and goes out the moment one is answered) and offers no read beyond that, so a driver
+/// that reuses its buffers keeps about `(parts_in_flight + 2) × part_size` at the most (one more
+/// while the transport lets go of a sent part).
 /// `part_size` is Box's choice, capped by [`Config::max_part_size`](crate::Config::max_part_size)
 /// (default 512 MiB): a session with larger parts fails with
 /// [`ProtocolError::PartSizeTooLarge`](crate::ProtocolError::PartSizeTooLarge) and is aborted
@@ -228,6 +230,10 @@ pub struct BigUpload {
     preflight: preflight::Gate,
     /// Why the upload fails, held until the session being created is known (so it is aborted).
     pending_failure: Option<Error>,
+    /// Part requests submitted and not over (at most `parts_in_flight`).
+    parts_sending: usize,
+    /// Parts read and waiting for a place among the parts in flight, in order.
+    ready: VecDeque<usize>,
     /// Whether the parts are listed before the commit: a part Box holds was learnt otherwise than
     /// from its own answer (a resume, a look-up, a plan's hit). Otherwise every part's answer
     /// echoed our offset, size and SHA-1, and Box checks the commit's list against what it holds.
@@ -267,6 +273,8 @@ impl BigUpload {
             dedupe,
             preflight: preflight::Gate::Off,
             pending_failure: None,
+            parts_sending: 0,
+            ready: VecDeque::new(),
         }
     }
 
@@ -380,6 +388,8 @@ impl BigUpload {
         // A failed preflight check says more than what went wrong after it.
         self.error = Some(self.pending_failure.take().unwrap_or(error));
         self.dispatch.clear();
+        self.parts_sending = 0;
+        self.ready.clear();
         self.reads.clear();
         self.lister = None;
         self.probe = None;
@@ -445,6 +455,10 @@ impl BigUpload {
         loop {
             self.events.extend(self.dispatch.events.drain(..));
             let Some(completion) = self.dispatch.poll_completion() else { break };
+            let part_over = matches!(
+                &completion,
+                Completion::Answered { job: Job::Part(_), .. } | Completion::Failed { job: Job::Part(_), .. }
+            );
             match completion {
                 Completion::Failed { job: Job::Abort, .. } => {
                     self.events.push_back(Event::Aborted { confirmed: false });
@@ -472,6 +486,9 @@ impl BigUpload {
                 Completion::Answered { job, response, maybe_applied } => {
                     self.on_answer(job, response, maybe_applied, now);
                 }
+            }
+            if part_over {
+                self.part_request_over();
             }
         }
     }

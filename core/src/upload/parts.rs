@@ -18,7 +18,7 @@ impl BigUpload {
             return None;
         }
         let plan = self.plan?;
-        if self.holding < self.settings.parts_in_flight {
+        if self.holding < self.read_window() {
             // A plan's hit the session did not keep, read again to upload it.
             if let Some(part) = self.next_reread().and_then(|i| plan.part(i)) {
                 self.parts[part.index].reading = true;
@@ -31,7 +31,7 @@ impl BigUpload {
             }
         }
         if self.next_read < plan.len() {
-            if self.holding >= self.settings.parts_in_flight {
+            if self.holding >= self.read_window() {
                 return None;
             }
             let part = plan.part(self.next_read)?;
@@ -53,6 +53,46 @@ impl BigUpload {
             return Some(ReadRequest { id, offset: plan.file_size(), len: 1 });
         }
         None
+    }
+
+    /// Parts held at once (read, being read, on the wire or ready to go): one more than the parts
+    /// in flight, so the next part is read and hashed while the others are on the wire and goes
+    /// out the moment one of them is answered.
+    fn read_window(&self) -> usize {
+        self.settings.parts_in_flight.saturating_add(1)
+    }
+
+    /// Uploads a part whose bytes are held, or queues it until fewer than `parts_in_flight` are on
+    /// the wire.
+    pub(super) fn send_part(&mut self, index: usize) {
+        if self.parts_sending >= self.settings.parts_in_flight {
+            self.ready.push_back(index);
+            return;
+        }
+        let (Some(plan), Some(data)) = (self.plan, self.parts.get(index).and_then(|s| s.data.clone())) else { return };
+        let Some(planned) = plan.part(index) else { return };
+        let session = match self.session_ref(Endpoint::UploadPart) {
+            Ok(s) => s,
+            Err(e) => return self.fail(e),
+        };
+        let op = UploadFilePart {
+            session,
+            range: planned.content_range(plan.file_size()),
+            data,
+            headers: Default::default(),
+        };
+        self.parts[index].status = PartStatus::Sending;
+        self.parts_sending += 1;
+        self.submit(Job::Part(index), &op, None);
+    }
+
+    /// A part's request is over (answered or failed): the next ready part goes out.
+    pub(super) fn part_request_over(&mut self) {
+        self.parts_sending = self.parts_sending.saturating_sub(1);
+        while self.parts_sending < self.settings.parts_in_flight && !self.is_over() {
+            let Some(index) = self.ready.pop_front() else { break };
+            self.send_part(index);
+        }
     }
 
     /// Lets go of a part's bytes once Box holds the part and the whole-file hash has them.
@@ -113,18 +153,11 @@ impl BigUpload {
                             }
                             Ok(false) => {}
                         }
-                        let session = match self.session_ref(Endpoint::UploadPart) {
-                            Ok(s) => s,
-                            Err(e) => return self.fail(e),
-                        };
-                        let op = UploadFilePart {
-                            session,
-                            range: planned.content_range(plan.file_size()),
-                            data: data.clone(),
-                            headers: Default::default(),
-                        };
-                        self.parts[index].status = PartStatus::Sending;
-                        self.submit(Job::Part(index), &op, None);
+                        self.parts[index].data = Some(data);
+                        self.send_part(index);
+                        self.advance_hash();
+                        self.emit_progress();
+                        return self.maybe_verify(now);
                     }
                 }
                 self.parts[index].data = Some(data);
