@@ -2,7 +2,9 @@
 # Runs a command inside a fresh network namespace whose loopback is shaped by `tc qdisc ... tbf`
 # (this kernel has tbf, not netem): a link-bound setup for the benchmarks, where the emulator
 # and the client both run in the namespace and every byte between them crosses the shaped link.
-# Needs root and iproute2. The namespace is removed afterwards.
+# Needs root and iproute2. The namespace is removed afterwards. The namespace has no route out:
+# install the SDKs a command needs first, outside it (e.g. `benches/upload-1gib.sh --size-mib 16
+# --only python --out -` caches the Python SDK's venv).
 #
 # usage: benches/shaped-link.sh [--rate-mbit R] [--name NS] -- COMMAND...
 #   --rate-mbit R  the link's rate in Mbit/s (default 1000)

@@ -65,8 +65,8 @@ pub use bytes;
 pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointWrite};
 pub use error::Error;
 pub use network::{
-    ca_file, certificate_refused, deadline_passed, find_cause, printable, proxy_failed, root_certificates, NoProxy,
-    Proxy, ProxyRules, ProxySetting, DEFAULT_PROXY_PORT,
+    ca_file, certificate_refused, deadline_passed, find_cause, printable, proxy_failed, root_certificates,
+    tls_provider, NoProxy, Proxy, ProxyRules, ProxySetting, DEFAULT_PROXY_PORT,
 };
 pub use options::{CancelToken, UploadOptions};
 pub use run::{Completion, Notify, Run, Step};

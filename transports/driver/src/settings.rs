@@ -257,8 +257,9 @@ impl<W: Wire> ClientBuilder<W> {
     }
 
     /// Parts read and on the wire at once for every big upload of this client, overriding the
-    /// request's own setting. Memory for parts is at most `(n + 1) × part_size` (n parts held,
-    /// one more while the transport lets go of a sent one), and `part_size` is at most
+    /// request's own setting. Memory for parts is at most `(n + 2) × part_size` (n parts on the
+    /// wire, the next one read ahead, one more while the transport lets go of a sent one), and
+    /// `part_size` is at most
     /// [`max_part_size`](Self::max_part_size).
     pub fn parts_in_flight(mut self, n: usize) -> Self {
         self.settings.core.parts_in_flight = Some(n);
@@ -318,7 +319,7 @@ impl<W: Wire> ClientBuilder<W> {
     /// refused with
     /// [`ProtocolError::PartSizeTooLarge`](box_upload_core::ProtocolError::PartSizeTooLarge)
     /// and aborted before anything is read, and so is the resume of a checkpoint with larger
-    /// parts. With it, memory for parts stays under `(parts in flight + 1) × max_part_size`.
+    /// parts. With it, memory for parts stays under `(parts in flight + 2) × max_part_size`.
     pub fn max_part_size(mut self, bytes: u64) -> Self {
         self.settings.core.max_part_size = Some(bytes);
         self

@@ -20,9 +20,9 @@
 //!   `get_file`, `preflight_file_upload` on the API host), and
 //!   [`Client::run`] for any [`Operation`](box_upload_core::operations::Operation).
 //!
-//! Memory stays under about `(parts_in_flight + 1) × part_size` whatever the file size: the core
-//! asks for no more reads while its parts in flight are held, and parts are never copied on the
-//! way to the socket.
+//! Memory stays under about `(parts_in_flight + 2) × part_size` whatever the file size (the parts
+//! on the wire, one read ahead, one being let go): the core asks for no more reads while it holds
+//! those, and parts are never copied on the way to the socket.
 //!
 //! ```no_run
 //! use box_upload_hyper::{Client, Source, UploadOptions, UploadRequest};

@@ -212,7 +212,7 @@ fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
     let mut roots = rustls::RootCertStore::empty();
     let (added, ignored) = roots.add_parsable_certificates(settings.root_certificates()?);
     tracing::debug!(added, ignored, "TLS roots");
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    Ok(rustls::ClientConfig::builder_with_provider(box_upload_driver::tls_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_root_certificates(roots)

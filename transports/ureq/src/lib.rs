@@ -9,7 +9,7 @@
 //! threads (as many as parts in flight, plus two, started as needed); the source is read on the
 //! shared reading thread, one part at a time, in order, each chunk hashed while in cache for its
 //! part and the whole file in one pass. Memory stays under about
-//! `(parts_in_flight + 1) × part_size`.
+//! `(parts_in_flight + 2) × part_size` (the parts on the wire, one read ahead, one let go).
 //!
 //! ```no_run
 //! use box_upload_ureq::{CancelToken, Client, Source, UploadOptions, UploadRequest};

@@ -31,8 +31,11 @@ impl Agent {
     pub(crate) fn new(settings: &Settings) -> Result<Self, Error> {
         let roots: Vec<Certificate<'static>> =
             settings.root_certificates()?.iter().map(|der| Certificate::from_der(der).to_owned()).collect();
-        let tls =
-            TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(RootCerts::Specific(Arc::new(roots))).build();
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(box_upload_driver::tls_provider())
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .build();
         let proxies = settings.proxy_rules()?;
         let mut proxied = Vec::new();
         for proxy in proxies.proxies() {
