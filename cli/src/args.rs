@@ -191,7 +191,7 @@ pub(crate) struct UploadArgs {
     pub(crate) emulator: bool,
     /// Files of at least BYTES go in an upload session (parts in parallel, resumable), smaller
     /// ones in one direct upload. From 20000000 (Box's smallest session) to 50000001 (Box's
-    /// largest direct upload is 50 MB). Default 40000000, where the two meet when measured
+    /// largest direct upload is 50 MB). Default 25000000, where the two meet when measured
     /// (benches/results-direct-vs-chunked.md).
     #[arg(long, value_name = "BYTES", env = "BOX_CHUNKED_FROM", default_value_t = box_upload_core::DEFAULT_CHUNKED_FROM)]
     pub(crate) chunked_from: u64,

@@ -160,7 +160,7 @@ fn any_size_uploads_direct_below_the_cutoff_and_in_a_session_from_it() {
             assert_eq!((direct_sends, sessions), if direct { (1, 0) } else { (0, 1) }, "{transport} {size}");
         }
     }
-    // By default (no BOX_CHUNKED_FROM), files below 40,000,000 bytes go direct.
+    // By default (no BOX_CHUNKED_FROM), files below 25,000,000 bytes go direct.
     let emu = emulator();
     let path = make_file(dir.path(), "default.bin", 20_000_000, 9);
     let mut cmd = cli(&emu, "ureq");

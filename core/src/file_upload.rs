@@ -20,14 +20,14 @@ use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
 
 /// Files of at least this many bytes go in an upload session by default; smaller ones in one
-/// direct request. Measured with 50 ms per request, 4 parts in flight, both transports
-/// (`benches/results-direct-vs-chunked.md`): a session took 1.7 x a direct upload's time at
-/// 20 MB and 1.1-1.2 x at 35 MB (its preflight, create, list and commit are round trips of their
-/// own), 0.9-1.0 x at 40 MB, and 0.9-1.0 x at 45 and 50 MB (the direct upload reads the file
-/// twice, once for its SHA-1 and once to send it, one after the other; a session overlaps them
-/// and sends parts in parallel). From where the two meet, 40 MB, a session also brings resumes
-/// and per-part retries.
-pub const DEFAULT_CHUNKED_FROM: u64 = 40_000_000;
+/// direct request. Measured with 50 ms per request, 4 parts in flight, both transports, median
+/// of 9 (`benches/results-direct-vs-chunked.md`): a session took 1.1-1.25 x a direct upload's
+/// time at 20 MB (its creation, beside the preflight check, and its commit are round trips of
+/// their own), 1.0-1.05 x at 25 MB, 0.9 x at 30 MB and 0.7 x at 50 MB (the direct upload reads
+/// the file twice, once for its SHA-1 and once to send it, one after the other; a session overlaps
+/// them and sends parts in parallel). From where the two meet, 25 MB, a session also brings
+/// resumes and per-part retries.
+pub const DEFAULT_CHUNKED_FROM: u64 = 25_000_000;
 
 /// The file's bytes are read this many at a time while its SHA-1 is taken (each read hashed a
 /// [`HASH_CHUNK`](crate::HASH_CHUNK) at a time, in cache, then dropped).

@@ -307,8 +307,8 @@ fn create_and_check(m: &mut impl Machine, now: Instant) -> (box_upload_core::Tra
 
 #[test]
 fn from_the_cutoff_an_upload_session_created_beside_the_preflight_check() {
-    assert_eq!(DEFAULT_CHUNKED_FROM, 40_000_000, "where direct uploads and sessions meet (benches/)");
-    let size = DEFAULT_CHUNKED_FROM;
+    assert_eq!(DEFAULT_CHUNKED_FROM, 25_000_000, "where direct uploads and sessions meet (benches/)");
+    let size = 40_000_000;
     let mut m = client()
         .file_upload(UploadRequest::new_file("0", "big", 0), &facts(size), None, FileUploadOptions::default())
         .unwrap();

@@ -46,7 +46,7 @@ pub fn cli(emu: &BlockingEmulator, transport: &str) -> Command {
     let mut cmd = bare();
     cmd.args(["--upload-url", &emu.upload_base_url(), "--token", TOKEN, "--transport", transport]);
     // The tests' files from Box's smallest session on go in one (resumable, parts in parallel);
-    // the default sends them direct below 40,000,000 bytes (upload.rs tests it).
+    // the default sends them direct below 25,000,000 bytes (upload.rs tests it).
     cmd.env("BOX_CHUNKED_FROM", "20000000");
     cmd
 }

@@ -19,7 +19,7 @@ both!(
     a_chunked_upload_checks_first_and_fails_before_any_byte_is_sent,
     the_files_times_go_to_box_unless_turned_off,
     the_cutoff_is_a_client_setting_within_boxs_limits,
-    by_default_files_from_40_mb_go_in_a_session,
+    by_default_files_from_25_mb_go_in_a_session,
     a_direct_upload_answered_503_is_sent_again_from_the_source,
     a_file_changed_after_it_was_hashed_is_not_uploaded,
     a_direct_upload_stored_but_its_answer_lost_is_confirmed_by_its_own_file,
@@ -207,10 +207,10 @@ fn the_cutoff_is_a_client_setting_within_boxs_limits(kind: Kind) {
     }
 }
 
-fn by_default_files_from_40_mb_go_in_a_session(kind: Kind) {
+fn by_default_files_from_25_mb_go_in_a_session(kind: Kind) {
     let h = Harness::start(kind, emulator());
     let client = client!(&h, |b| b.chunked_from(box_upload_driver::core::DEFAULT_CHUNKED_FROM));
-    for (size, direct) in [(MIN_SIZE, true), (39_999_999, true), (40_000_000, false)] {
+    for (size, direct) in [(MIN_SIZE, true), (24_999_999, true), (25_000_000, false)] {
         let before = h.emu.counters();
         let data = bytes(size, 13);
         let name = format!("d{size}.bin");
