@@ -354,6 +354,14 @@ fn a_failed_preflight_check_aborts_the_session_made_beside_it_and_fails_with_its
         let out = m.poll_output().expect("over");
         assert_eq!(out.unwrap_err().box_code(), Some("not_found"), "the check's error, not the abort's");
     }
+    // Even a session kept for a resume on failure: nothing was sent, it is aborted.
+    let request = UploadRequest::new_file("0", "big", 0).keep_session_on_failure(true);
+    let mut m = client().file_upload(request, &facts(40_000_000), None, FileUploadOptions::default()).unwrap();
+    let now = Instant::now();
+    let (create, check) = create_and_check(&mut m, now);
+    m.handle_response(create.id, response(201, SESSION), now);
+    m.handle_response(check.id, response(404, not_found), now);
+    assert_eq!(m.poll_transmit(now).expect("the session is aborted").kind, RequestKind::AbortSession);
     // A session that could not be created fails with the check's error all the same.
     let mut m = client()
         .file_upload(UploadRequest::new_file("0", "big", 0), &facts(40_000_000), None, FileUploadOptions::default())

@@ -77,6 +77,8 @@ impl BigUpload {
     /// The check failed: the upload fails with its error, once the session being created (if
     /// it is) is known and can be aborted.
     pub(super) fn preflight_failed(&mut self, error: Error) {
+        // No part was sent: a session kept for a resume would hold nothing to resume.
+        self.settings.keep_session_on_failure = false;
         if self.phase == Phase::Creating {
             self.pending_failure = Some(error);
         } else {
