@@ -36,6 +36,12 @@ pub struct UploadRequest {
     /// Deduplicate (default off): plan the parts by their SHA-512 and send only those Box does
     /// not hold (see [`BigUpload`](crate::BigUpload)).
     pub dedupe: bool,
+    /// The source is a stream that can be read only once, in order (default off: a file or bytes).
+    /// A deduplicated upload then reads no part ahead of the bound of parts in flight (see
+    /// [`BigUpload`](crate::BigUpload)): a part read ahead keeps only its digests, and a miss
+    /// among them would have to be read again. [`Client::start_upload`](crate::Client::start_upload)
+    /// sets it from [`SourceFacts::read_once`](crate::SourceFacts::read_once).
+    pub source_read_once: bool,
 }
 
 impl UploadRequest {
@@ -63,6 +69,7 @@ impl UploadRequest {
             headers: HeaderMap::new(),
             commit_attributes: None,
             dedupe: false,
+            source_read_once: false,
         }
     }
 
@@ -118,6 +125,14 @@ impl UploadRequest {
         self
     }
 
+    /// Says the source is a stream that can be read only once (see
+    /// [`source_read_once`](Self::source_read_once)).
+    #[must_use]
+    pub fn source_read_once(mut self, yes: bool) -> Self {
+        self.source_read_once = yes;
+        self
+    }
+
     /// Adds a header to every request.
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -144,6 +159,7 @@ impl UploadRequest {
             headers: self.headers,
             commit_attributes: self.commit_attributes,
             dedupe: self.dedupe,
+            read_ahead: self.dedupe && !self.source_read_once,
         })
     }
 }

@@ -51,6 +51,7 @@ impl BigUpload {
             commit_attributes: checkpoint.commit_attributes,
             // A resume lists what the session holds: there is nothing left to plan.
             dedupe: false,
+            read_ahead: false,
         };
         if settings.parts_in_flight == 0 {
             return Err(InputError::ZeroParallelism);

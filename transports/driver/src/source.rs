@@ -242,9 +242,10 @@ impl OpenSource {
                 fingerprint: Some(
                     FileFingerprint::new(f.path.display().to_string(), f.state.size, f.state.modified).to_string(),
                 ),
+                read_once: false,
             },
-            Open::Reader { .. } => SourceFacts::default(),
-            Open::Bytes(b) => SourceFacts { size: Some(b.len() as u64), fingerprint: None },
+            Open::Reader { .. } => SourceFacts { read_once: true, ..SourceFacts::default() },
+            Open::Bytes(b) => SourceFacts { size: Some(b.len() as u64), fingerprint: None, read_once: false },
         }
     }
 
