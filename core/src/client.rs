@@ -168,16 +168,20 @@ fn fill_request(
     if request.source_fingerprint.is_none() {
         request.source_fingerprint.clone_from(&source.fingerprint);
     }
+    request.source_read_once |= source.read_once;
     Ok(request)
 }
 
 /// What a driver knows of its source before an upload starts: its size (files and bytes know
-/// it, streams do not) and its fingerprint (files only: see
-/// [`FileFingerprint`](crate::FileFingerprint)).
+/// it, streams do not), its fingerprint (files only: see
+/// [`FileFingerprint`](crate::FileFingerprint)) and whether it can be read only once (streams).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SourceFacts {
     /// The size in bytes, when known.
     pub size: Option<u64>,
     /// The fingerprint recorded in checkpoints, when the source has an identity.
     pub fingerprint: Option<String>,
+    /// The source is a stream, read once in order and never again (see
+    /// [`UploadRequest::source_read_once`]).
+    pub read_once: bool,
 }

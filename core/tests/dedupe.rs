@@ -261,3 +261,317 @@ fn a_checkpoint_holds_no_hit_a_listing_has_not_shown() {
     assert_committed(&run, &fake);
     assert!(checkpoints.iter().flatten().all(|id| !id.starts_with('H')), "no unconfirmed hit in a checkpoint");
 }
+
+// ---- reading ahead of the bound of parts in flight -------------------------------------------
+
+/// Small parts, many of them: 40 parts of 512 KiB (the file is above Box's 20,000,000 bytes).
+const SMALL: u64 = 512 * 1024;
+const MANY: u64 = 40 * SMALL;
+const PIF: usize = 2;
+/// Parts the machine holds with their bytes: those in flight and one read ahead.
+const HELD: usize = PIF + 1;
+
+std::thread_local! {
+    /// Parts' bytes alive now (in the machine or in a request on the wire), and the most at once.
+    static LIVE: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// A part's bytes, counted while alive (every clone shares the one owner).
+struct Counted(Vec<u8>);
+
+impl Counted {
+    fn new(bytes: Vec<u8>) -> Self {
+        LIVE.with(|l| {
+            let (now, peak) = l.get();
+            l.set((now + 1, peak.max(now + 1)));
+        });
+        Self(bytes)
+    }
+}
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.with(|l| {
+            let (now, peak) = l.get();
+            l.set((now - 1, peak));
+        });
+    }
+}
+
+/// What the scripted driver does next when it could both serve a read and answer a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Next {
+    Read,
+    Answer,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// Offsets read, in order (a part read again shows twice).
+    reads: Vec<u64>,
+    /// Part reads served or under way (offered by the machine) when the first plan was answered.
+    reads_before_first_answer: Option<usize>,
+    /// Requests answered.
+    answers: usize,
+    /// The most parts' bytes alive at once.
+    peak_parts: usize,
+    /// Parts with a plan's part id (`H…`) seen in a checkpoint.
+    hits_in_checkpoints: usize,
+}
+
+/// Drives `m` against `fake`, serving reads (through the machine's builder, their bytes counted
+/// while alive) and answering requests (FIFO) in the order `next` picks when both are possible.
+/// The simulated Box keeps a copy of what it is sent, which is not counted.
+fn drive_scripted(
+    m: &mut box_upload_core::BigUpload,
+    fake: &mut FakeBox,
+    mut source: Source,
+    mut next: impl FnMut(&Counts) -> Next,
+) -> (Result<FileFull, Error>, Counts) {
+    use box_upload_core::Machine;
+    LIVE.with(|l| l.set((0, 0)));
+    let mut counts = Counts::default();
+    let mut reads = std::collections::VecDeque::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut now = std::time::Instant::now();
+    for _ in 0..1_000_000 {
+        while let Some(e) = m.poll_event() {
+            if matches!(e, box_upload_core::Event::CheckpointUpdated) {
+                if let Some(c) = m.checkpoint() {
+                    counts.hits_in_checkpoints += c.parts.iter().filter(|p| p.part_id.starts_with('H')).count();
+                }
+            }
+        }
+        if let Some(output) = m.poll_output() {
+            counts.peak_parts = LIVE.with(|l| l.get().1);
+            return (output, counts);
+        }
+        while let Some(r) = m.poll_read() {
+            reads.push_back(r);
+        }
+        while let Some(t) = m.poll_transmit(now) {
+            in_flight.push_back(t);
+        }
+        let step = match (reads.is_empty(), in_flight.is_empty()) {
+            (false, false) => next(&counts),
+            (false, true) => Next::Read,
+            (true, false) => Next::Answer,
+            (true, true) => match m.poll_timeout() {
+                Some(at) => {
+                    now = now.max(at);
+                    m.handle_timeout(now);
+                    continue;
+                }
+                None => panic!("machine stalled"),
+            },
+        };
+        match step {
+            Next::Read => {
+                let r = reads.pop_front().unwrap();
+                let data = source(r.offset, r.len).map(|bytes| {
+                    let bytes = box_upload_core::bytes::Bytes::from_owner(Counted::new(bytes));
+                    m.part_builder(&r, Vec::new()).finish_with_bytes(bytes)
+                });
+                if r.len > 1 {
+                    counts.reads.push(r.offset);
+                }
+                m.handle_read(r.id, data, now);
+            }
+            Next::Answer => {
+                let t: box_upload_core::Transmit = in_flight.pop_front().unwrap();
+                let (parts, body) = t.request.into_parts();
+                let seen = Seen {
+                    kind: t.kind,
+                    method: parts.method,
+                    uri: parts.uri.to_string(),
+                    headers: parts.headers,
+                    body: box_upload_core::bytes::Bytes::copy_from_slice(&body),
+                    at: now,
+                };
+                drop(body);
+                if t.kind == RequestKind::PlanSession && counts.reads_before_first_answer.is_none() {
+                    let under_way = reads.iter().filter(|r: &&box_upload_core::ReadRequest| r.len > 1).count();
+                    counts.reads_before_first_answer = Some(counts.reads.len() + under_way);
+                }
+                counts.answers += 1;
+                match fake.handle(seen) {
+                    Ok(resp) => m.handle_response(t.id, resp, now),
+                    Err(e) => m.handle_transport_error(t.id, e, now),
+                }
+            }
+        }
+    }
+    panic!("the machine did not finish");
+}
+
+fn many_parts(read_once: bool) -> box_upload_core::BigUpload {
+    let request =
+        UploadRequest::new_version("12345", MANY).dedupe(true).parts_in_flight(PIF).source_read_once(read_once);
+    client().big_upload(request).unwrap()
+}
+
+fn assert_many_committed(output: &Result<FileFull, Error>, fake: &FakeBox) {
+    let file = output.as_ref().expect("upload succeeds");
+    assert_eq!(file.size, Some(MANY));
+    let committed = fake.committed.as_ref().expect("committed");
+    assert_eq!(Sha1Digest::of(committed), whole_sha1(MANY), "committed byte for byte");
+    assert!(!fake.aborted);
+}
+
+/// Each plan request's offsets.
+fn plans(fake: &FakeBox) -> Vec<Vec<u64>> {
+    fake.seen
+        .iter()
+        .filter(|s| s.kind == RequestKind::PlanSession)
+        .map(|s| s.json()["parts"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn reads_run_ahead_of_the_bound_so_few_plans_cover_every_part() {
+    let mut fake = FakeBox::new(SMALL).hook(planner(|_| true, true));
+    let mut m = many_parts(false);
+    // Box answers only once nothing is left to read.
+    let (output, counts) = drive_scripted(&mut m, &mut fake, default_source(MANY), |_| Next::Read);
+    assert_many_committed(&output, &fake);
+    let plans = plans(&fake);
+    assert!(plans.len() <= 3, "{} plans: {plans:?}", plans.len());
+    let mut planned: Vec<u64> = plans.concat();
+    planned.sort_unstable();
+    assert_eq!(planned, (0..40).map(|i| i * SMALL).collect::<Vec<_>>(), "every part planned once");
+    assert_eq!(counts.reads_before_first_answer, Some(40), "read ahead while the first plan was unanswered");
+    assert_eq!(counts.reads.len(), 40, "each part read once");
+    assert!(parts_sent(&fake).is_empty(), "no part body sent");
+    assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
+    assert_eq!(counts.hits_in_checkpoints, 0, "no unconfirmed hit in a checkpoint");
+    let stats = m.dedupe_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses, stats.misses_reread, stats.hits_uploaded), (40, 0, 0, 0));
+    assert_eq!(m.whole_file_bytes_hashed_here(), 0, "the reads carried the whole-file hash on");
+}
+
+#[test]
+fn a_miss_read_ahead_is_read_again_and_sent_as_it_was() {
+    let changed = 30 * SMALL;
+    let mut fake = FakeBox::new(SMALL).hook(planner(move |o| o != changed, true));
+    let mut m = many_parts(false);
+    let (output, counts) = drive_scripted(&mut m, &mut fake, default_source(MANY), |_| Next::Read);
+    assert_many_committed(&output, &fake);
+    assert_eq!(parts_sent(&fake), vec![changed], "only the miss");
+    let sent = fake.seen.iter().find(|s| s.kind == RequestKind::UploadPart).unwrap();
+    assert!(sent.body[..] == source_bytes(changed, SMALL as usize)[..], "the miss's bytes are the source's");
+    assert_eq!(counts.reads.iter().filter(|&&o| o == changed).count(), 2, "read ahead, then again");
+    assert_eq!(counts.reads.len(), 41);
+    assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
+    let stats = m.dedupe_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses, stats.misses_reread, stats.hits_uploaded), (39, 1, 1, 0));
+}
+
+#[test]
+fn a_miss_read_ahead_that_reads_otherwise_the_second_time_is_never_sent() {
+    let changed = 30 * SMALL;
+    let mut fake = FakeBox::new(SMALL).hook(planner(move |o| o != changed, true));
+    let mut m = many_parts(false);
+    let mut times = 0;
+    let source: Source = Box::new(move |offset, len| {
+        let mut bytes = source_bytes(offset, len.min((MANY - offset.min(MANY)) as usize));
+        if offset == changed {
+            times += 1;
+            if times == 2 {
+                bytes[7] ^= 1;
+            }
+        }
+        Ok(bytes)
+    });
+    let (output, _) = drive_scripted(&mut m, &mut fake, source, |_| Next::Read);
+    match output {
+        Err(Error::Source(box_upload_core::SourceError::Changed(detail))) => {
+            assert!(detail.contains(&changed.to_string()), "{detail}")
+        }
+        other => panic!("expected SourceError::Changed, got {other:?}"),
+    }
+    assert!(parts_sent(&fake).is_empty(), "nothing of it sent");
+    assert!(fake.committed.is_none() && fake.aborted);
+}
+
+#[test]
+fn a_file_that_mostly_changed_is_not_read_ahead_once_plans_answer_misses() {
+    let mut fake = FakeBox::new(SMALL).hook(planner(|_| false, true));
+    let mut m = many_parts(false);
+    // Reads run ahead of answers: the first plan answers after three reads, then one answer
+    // comes every two reads (the session's create was the first answer).
+    let (output, counts) = drive_scripted(&mut m, &mut fake, default_source(MANY), |c| {
+        if c.reads.len() >= 3 + 2 * (c.answers - 1) {
+            Next::Answer
+        } else {
+            Next::Read
+        }
+    });
+    assert_many_committed(&output, &fake);
+    let before = counts.reads_before_first_answer.unwrap();
+    assert!(before > HELD, "some parts were read ahead before the first answer ({before} reads)");
+    let stats = m.dedupe_stats().unwrap();
+    assert_eq!((stats.hits, stats.misses), (0, 40));
+    // Only the parts read ahead before the first answer (or under way then) are read again.
+    assert_eq!(stats.misses_reread as usize, before - HELD, "{stats:?}");
+    assert_eq!(counts.reads.len(), 40 + before - HELD);
+    assert_eq!(parts_sent(&fake).len(), 40);
+    assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
+}
+
+#[test]
+fn a_plan_that_fails_after_reads_ahead_sends_every_part() {
+    // The first plan fails once every part has been read ahead (their bytes let go).
+    for status in [404, 500] {
+        let mut fake = FakeBox::new(SMALL).hook(move |seen, _| match seen.kind {
+            RequestKind::PlanSession => Answer::Respond(error(status, "x", "no plan")),
+            _ => Answer::Normal,
+        });
+        let mut m = many_parts(false);
+        let (output, counts) = drive_scripted(&mut m, &mut fake, default_source(MANY), |_| Next::Read);
+        assert_many_committed(&output, &fake);
+        let mut sent = parts_sent(&fake);
+        sent.sort_unstable();
+        assert_eq!(sent, (0..40).map(|i| i * SMALL).collect::<Vec<_>>(), "{status}: every part sent once");
+        let stats = m.dedupe_stats().unwrap();
+        assert!(stats.fallback.is_some());
+        assert_eq!(stats.misses_reread as usize, 40 - HELD, "{status}: {stats:?}");
+        assert_eq!(counts.reads.len(), 40 + 40 - HELD);
+        assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
+    }
+    // The plan fails while a part is being read ahead: that part is kept and sent.
+    let mut fake = FakeBox::new(SMALL).hook(|seen, _| match seen.kind {
+        RequestKind::PlanSession => Answer::Respond(error(404, "not_found", "no plan")),
+        _ => Answer::Normal,
+    });
+    let mut m = many_parts(false);
+    let (output, counts) = drive_scripted(&mut m, &mut fake, default_source(MANY), |c| {
+        if c.reads.len() < PIF {
+            Next::Read
+        } else {
+            Next::Answer
+        }
+    });
+    assert_many_committed(&output, &fake);
+    assert_eq!(parts_sent(&fake).len(), 40);
+    assert_eq!(counts.reads.len(), 40, "nothing read twice");
+    assert_eq!(m.dedupe_stats().unwrap().misses_reread, 0);
+    assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
+}
+
+#[test]
+fn a_stream_is_not_read_ahead() {
+    let mut fake = FakeBox::new(SMALL).hook(planner(|o| o != 30 * SMALL, true));
+    let mut m = many_parts(true);
+    let (output, counts) = drive_scripted(&mut m, &mut fake, default_source(MANY), |_| Next::Read);
+    assert_many_committed(&output, &fake);
+    assert_eq!(counts.reads_before_first_answer, Some(HELD), "no read past the bound");
+    assert_eq!(counts.reads.len(), 40, "each part read once");
+    assert_eq!(m.dedupe_stats().unwrap().misses_reread, 0);
+    assert_eq!(parts_sent(&fake), vec![30 * SMALL]);
+}

@@ -374,6 +374,47 @@ fn a_failed_preflight_check_aborts_the_session_made_beside_it_and_fails_with_its
     );
 }
 
+#[test]
+fn a_refused_creation_fails_with_the_checks_error_whichever_answer_comes_first() {
+    let not_found = r#"{"type":"error","status":404,"code":"not_found","message":"no folder"}"#;
+    let kind_of = |out: Result<box_upload_core::models::FileFull, Error>| match out {
+        Err(Error::Api(e)) => e.kind,
+        other => panic!("expected Box's error, got {other:?}"),
+    };
+    for check_passes in [false, true] {
+        for create_first in [true, false] {
+            let mut m = client()
+                .file_upload(
+                    UploadRequest::new_file("0", "big", 0),
+                    &facts(40_000_000),
+                    None,
+                    FileUploadOptions::default(),
+                )
+                .unwrap();
+            let now = Instant::now();
+            let (create, check) = create_and_check(&mut m, now);
+            let check_answer = if check_passes { response(200, CHECK_PASSED) } else { response(404, not_found) };
+            if create_first {
+                m.handle_response(create.id, response(404, not_found), now);
+                while m.poll_event().is_some() {}
+                assert!(m.poll_output().is_none(), "the check's answer is waited for");
+                m.handle_response(check.id, check_answer, now);
+            } else {
+                m.handle_response(check.id, check_answer, now);
+                m.handle_response(create.id, response(404, not_found), now);
+            }
+            while m.poll_event().is_some() {}
+            let expected = if check_passes { RequestKind::CreateSession } else { RequestKind::PreflightFileUpload };
+            assert_eq!(
+                kind_of(m.poll_output().expect("over")),
+                Some(expected),
+                "check passes {check_passes}, create first {create_first}"
+            );
+            assert!(m.poll_read().is_none() && m.poll_transmit(now).is_none(), "no session: nothing more");
+        }
+    }
+}
+
 /// Box answers the session's creation 409: the name was taken after the check passed.
 fn name_taken_meanwhile(
     policy: OnConflict,

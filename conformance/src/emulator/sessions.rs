@@ -212,6 +212,14 @@ impl Session {
         }
     }
 
+    /// The whole-file hash so far, when it stands exactly at `offset` (to carry it over the part
+    /// there in the same pass as the part's own SHA-1; see
+    /// [`store_verified`](Self::store_verified)).
+    pub(crate) fn prefix_at(&self, offset: u64) -> Option<FileHasher> {
+        let prefix = lock(&self.prefix);
+        (prefix.hashed == offset).then(|| prefix.hasher.clone())
+    }
+
     /// Hashes a whole part held as body frames (content is discarded): its SHA-1 and, when the
     /// part starts exactly where the whole-file hash stands (parts mostly complete in order), that
     /// hash carried over it in the same paired pass, to install with

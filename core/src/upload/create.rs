@@ -52,7 +52,7 @@ impl BigUpload {
                 self.events.push_back(Event::SessionCreated { session_id });
                 self.events.push_back(Event::CheckpointUpdated);
             }
-            Err(e) => self.fail(e),
+            Err(e) => self.create_failed(e),
         }
     }
 

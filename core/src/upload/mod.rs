@@ -134,7 +134,11 @@ struct PartSlot {
 
 #[derive(Debug)]
 enum ReadTarget {
+    /// A part read within the bound of parts in flight (counted in `holding`), or read again.
     Part(usize),
+    /// A part read ahead of the bound to plan it (a deduplicated upload): not counted, its bytes
+    /// let go once hashed.
+    Ahead(usize),
     EndOfFile,
 }
 
@@ -152,6 +156,8 @@ struct Settings {
     commit_attributes: Option<serde_json::Map<String, serde_json::Value>>,
     dedupe: bool,
     list_before_commit: bool,
+    /// A deduplicated upload may read parts ahead of the bound to plan them (not for a stream).
+    read_ahead: bool,
 }
 
 /// A big upload in progress: drive it as a [`Machine`] until `poll_output` gives the committed
@@ -162,6 +168,12 @@ struct Settings {
 /// the wire, and goes out the moment one is answered) and offers no read beyond that, so a driver
 /// that reuses its buffers keeps about `(parts_in_flight + 2) × part_size` at the most (one more
 /// while the transport lets go of a sent part).
+/// A deduplicated upload may read further ahead to plan parts sooner, one part at a time and in
+/// order: a part read beyond that bound keeps only its digests (its bytes are let go once the
+/// whole-file hash has them), so the bound stays the same. It reads ahead only while the plans so
+/// far answered at least as many hits as misses (before the first answer too), no miss waits to be
+/// read again, and the source can be read again (not a stream); a miss read ahead is read again
+/// within the bound, checked against its first SHA-1, and sent.
 /// `part_size` is Box's choice, capped by [`Config::max_part_size`](crate::Config::max_part_size)
 /// (default 512 MiB): a session with larger parts fails with
 /// [`ProtocolError::PartSizeTooLarge`](crate::ProtocolError::PartSizeTooLarge) and is aborted
@@ -184,11 +196,11 @@ struct Settings {
 ///
 /// Deduplication ([`UploadRequest::dedupe`](crate::UploadRequest::dedupe), off by default): the
 /// reading pass also computes each part's SHA-512, on the same chunks as its SHA-1s while they
-/// are in cache; read parts are planned in batches (`POST .../plan`, one plan in flight, still
-/// within the bound of parts in flight); only the misses are uploaded; before the commit the
-/// session's parts are listed, a hit the session lists with our offset, size and SHA-1 is
-/// committed as listed, and a hit it does not list is read again (it must read the same) and
-/// uploaded. How Box expects hits to be committed is not documented publicly: this order is
+/// are in cache; read parts are planned in batches (`POST .../plan`, one plan in flight, every
+/// part waiting in it; parts read ahead of the bound as said above); only the misses are
+/// uploaded; before the commit the session's parts are listed, a hit the session lists with our
+/// offset, size and SHA-1 is committed as listed, and a hit it does not list is read again (it
+/// must read the same) and uploaded. How Box expects hits to be committed is not documented publicly: this order is
 /// right whether Box adds hits to the session or not. A plan that fails (404 from a Box without
 /// it, 400, 5xx or transport failures after the retries, an answer that does not fit the parts
 /// asked about) turns the rest into a plain upload; a hit listed with other bytes fails the
@@ -205,7 +217,8 @@ pub struct BigUpload {
     plan: Option<PartPlan>,
     parts: Vec<PartSlot>,
     next_read: usize,
-    /// Parts being read or whose bytes are kept: never more than `parts_in_flight`.
+    /// Parts being read or whose bytes are kept, a deduplicated upload's reads ahead aside: at
+    /// most `parts_in_flight + 1` (one more for a moment when a plan fails during a read ahead).
     holding: usize,
     reads: HashMap<ReadId, ReadTarget>,
     next_read_id: u64,
@@ -230,6 +243,9 @@ pub struct BigUpload {
     preflight: preflight::Gate,
     /// Why the upload fails, held until the session being created is known (so it is aborted).
     pending_failure: Option<Error>,
+    /// Why the session's creation failed, held until the preflight check beside it answers (its
+    /// error, when it fails too, is the upload's: the same whichever answer comes first).
+    create_failure: Option<Error>,
     /// Part requests submitted and not over (at most `parts_in_flight`).
     parts_sending: usize,
     /// Parts read and waiting for a place among the parts in flight, in order.
@@ -273,6 +289,7 @@ impl BigUpload {
             dedupe,
             preflight: preflight::Gate::Off,
             pending_failure: None,
+            create_failure: None,
             parts_sending: 0,
             ready: VecDeque::new(),
         }
@@ -479,6 +496,7 @@ impl BigUpload {
                 Completion::Failed { job: Job::Preflight, error, .. } if !self.is_over() => {
                     self.preflight_failed(error)
                 }
+                Completion::Failed { job: Job::Create, error, .. } if !self.is_over() => self.create_failed(error),
                 Completion::Failed { job: Job::Part(index), error, maybe_applied: true } if !self.is_over() => {
                     self.on_part_unanswered(index, error);
                 }
@@ -566,16 +584,21 @@ impl Machine for BigUpload {
     }
 
     fn part_builder(&mut self, read: &ReadRequest, buf: Vec<u8>) -> PartBuilder {
+        let index = match self.reads.get(&read.id) {
+            Some(ReadTarget::Part(index) | ReadTarget::Ahead(index)) => Some(*index),
+            _ => None,
+        };
         // Only the read that continues the hashed prefix can carry the whole-file hash on.
-        let builder = match self.reads.get(&read.id) {
-            Some(ReadTarget::Part(index)) if *index == self.hashed_upto && self.digest.is_none() => {
+        let builder = match index {
+            Some(index) if index == self.hashed_upto && self.digest.is_none() => {
                 PartBuilder::continuing(buf, self.whole.clone())
             }
             _ => PartBuilder::new(buf),
         };
-        // The SHA-512 only while plans are still made, on the same chunks as the SHA-1s.
-        match &self.dedupe {
-            Some(dedupe) if dedupe.wants_sha512() => builder.with_sha512(),
+        // The SHA-512 only while plans are still made, on the same chunks as the SHA-1s; a part
+        // read again is checked against its SHA-1 and sent, never planned.
+        match (&self.dedupe, index) {
+            (Some(dedupe), Some(index)) if dedupe.wants_sha512() && !dedupe.is_reread(index) => builder.with_sha512(),
             _ => builder,
         }
     }

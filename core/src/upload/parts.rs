@@ -11,8 +11,10 @@ use http::{Response, StatusCode};
 use std::time::Instant;
 
 impl BigUpload {
-    /// The next range to read: the next part while fewer than `parts_in_flight` are held, then
-    /// one byte at the end of the file, which must come back empty.
+    /// The next range to read: a part to read again or the next part while fewer than
+    /// `parts_in_flight + 1` are held (the next part ahead of that bound, for a deduplicated upload's
+    /// plan, when [`may_read_ahead`](Self::may_read_ahead)), then one byte at the end of the file,
+    /// which must come back empty.
     pub(super) fn next_read_request(&mut self) -> Option<ReadRequest> {
         if self.phase != Phase::Uploading || self.is_over() || !self.preflight_passed() {
             return None;
@@ -31,16 +33,20 @@ impl BigUpload {
             }
         }
         if self.next_read < plan.len() {
-            if self.holding >= self.read_window() {
+            let ahead = self.holding >= self.read_window();
+            if ahead && !self.may_read_ahead() {
                 return None;
             }
             let part = plan.part(self.next_read)?;
             self.parts[part.index].reading = true;
-            self.holding += 1;
+            if !ahead {
+                self.holding += 1;
+            }
             self.next_read += 1;
             self.next_read_id += 1;
             let id = ReadId(self.next_read_id);
-            self.reads.insert(id, ReadTarget::Part(part.index));
+            let target = if ahead { ReadTarget::Ahead(part.index) } else { ReadTarget::Part(part.index) };
+            self.reads.insert(id, target);
             // Bounded by part_size, which fits in memory or the plan would be refused upstream.
             let len = usize::try_from(part.size).ok()?;
             return Some(ReadRequest { id, offset: part.offset, len });
@@ -119,7 +125,8 @@ impl BigUpload {
                     self.fail(SourceError::RanLong { file_size: plan.file_size() }.into());
                 }
             }
-            ReadTarget::Part(index) => {
+            ReadTarget::Part(index) | ReadTarget::Ahead(index) => {
+                let ahead = matches!(target, ReadTarget::Ahead(_));
                 let Some(planned) = plan.part(index) else { return };
                 self.parts[index].reading = false;
                 if data.len() as u64 != planned.size {
@@ -135,6 +142,21 @@ impl BigUpload {
                     return self.fail(e.into());
                 }
                 self.progress.bytes_read += planned.size;
+                let data = if ahead {
+                    match self.keep_digests(index, data) {
+                        None => {
+                            self.emit_progress();
+                            return self.flush_plan();
+                        }
+                        // Plans are over: held and sent like a part read within the bound.
+                        Some(data) => {
+                            self.holding += 1;
+                            data
+                        }
+                    }
+                } else {
+                    data
+                };
                 match &self.parts[index].status {
                     PartStatus::Acked(known) => {
                         // Resumed: Box has this part; it must still be the source's.

@@ -19,6 +19,8 @@ pub(super) enum Gate {
     Pending,
     /// Passed.
     Passed,
+    /// Failed: the upload fails with its error.
+    Failed,
 }
 
 impl BigUpload {
@@ -47,7 +49,7 @@ impl BigUpload {
 
     /// Whether parts may be read: not while the preflight check is out.
     pub(super) fn preflight_passed(&self) -> bool {
-        self.preflight != Gate::Pending
+        matches!(self.preflight, Gate::Off | Gate::Passed)
     }
 
     /// The last request id this machine gave out.
@@ -65,7 +67,12 @@ impl BigUpload {
             headers: Default::default(),
         };
         match check.parse(response) {
-            Ok(PreflightCheck::Accepted(_)) => self.preflight = Gate::Passed,
+            Ok(PreflightCheck::Accepted(_)) => {
+                self.preflight = Gate::Passed;
+                if let Some(error) = self.create_failure.take() {
+                    self.fail(error);
+                }
+            }
             Ok(PreflightCheck::NameInUse { conflicts }) => {
                 let error = taken.unwrap_or_else(|| conflict_error(&conflicts));
                 self.preflight_failed(Error::Api(error));
@@ -79,8 +86,20 @@ impl BigUpload {
     pub(super) fn preflight_failed(&mut self, error: Error) {
         // No part was sent: a session kept for a resume would hold nothing to resume.
         self.settings.keep_session_on_failure = false;
-        if self.phase == Phase::Creating {
+        self.preflight = Gate::Failed;
+        if self.phase == Phase::Creating && self.create_failure.is_none() {
             self.pending_failure = Some(error);
+        } else {
+            self.create_failure = None;
+            self.fail(error);
+        }
+    }
+
+    /// The session's creation failed: while the preflight check is out, its answer decides the
+    /// error (the check's when it fails too), so the upload ends the same whichever comes first.
+    pub(super) fn create_failed(&mut self, error: Error) {
+        if self.preflight == Gate::Pending {
+            self.create_failure = Some(error);
         } else {
             self.fail(error);
         }

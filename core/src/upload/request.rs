@@ -42,6 +42,12 @@ pub struct UploadRequest {
     /// size and SHA-1, and Box checks the commit's list against what it holds). One round trip
     /// per 1000 parts.
     pub list_before_commit: bool,
+    /// The source is a stream that can be read only once, in order (default off: a file or bytes).
+    /// A deduplicated upload then reads no part ahead of the bound of parts in flight (see
+    /// [`BigUpload`](crate::BigUpload)): a part read ahead keeps only its digests, and a miss
+    /// among them would have to be read again. [`Client::start_upload`](crate::Client::start_upload)
+    /// sets it from [`SourceFacts::read_once`](crate::SourceFacts::read_once).
+    pub source_read_once: bool,
 }
 
 impl UploadRequest {
@@ -70,6 +76,7 @@ impl UploadRequest {
             commit_attributes: None,
             dedupe: false,
             list_before_commit: false,
+            source_read_once: false,
         }
     }
 
@@ -133,6 +140,14 @@ impl UploadRequest {
         self
     }
 
+    /// Says the source is a stream that can be read only once (see
+    /// [`source_read_once`](Self::source_read_once)).
+    #[must_use]
+    pub fn source_read_once(mut self, yes: bool) -> Self {
+        self.source_read_once = yes;
+        self
+    }
+
     /// Adds a header to every request.
     #[must_use]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -160,6 +175,7 @@ impl UploadRequest {
             commit_attributes: self.commit_attributes,
             dedupe: self.dedupe,
             list_before_commit: self.list_before_commit,
+            read_ahead: self.dedupe && !self.source_read_once,
         })
     }
 }

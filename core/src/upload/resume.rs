@@ -53,6 +53,7 @@ impl BigUpload {
             dedupe: false,
             // Parts stored by an earlier run are known from a listing, not from their answers.
             list_before_commit: true,
+            read_ahead: false,
         };
         if settings.parts_in_flight == 0 {
             return Err(InputError::ZeroParallelism);

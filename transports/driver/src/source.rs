@@ -242,9 +242,10 @@ impl OpenSource {
                 fingerprint: Some(
                     FileFingerprint::new(f.path.display().to_string(), f.state.size, f.state.modified).to_string(),
                 ),
+                read_once: false,
             },
-            Open::Reader { .. } => SourceFacts::default(),
-            Open::Bytes(b) => SourceFacts { size: Some(b.len() as u64), fingerprint: None },
+            Open::Reader { .. } => SourceFacts { read_once: true, ..SourceFacts::default() },
+            Open::Bytes(b) => SourceFacts { size: Some(b.len() as u64), fingerprint: None, read_once: false },
         }
     }
 
@@ -446,7 +447,7 @@ mod tests {
     #[test]
     fn a_stream_is_read_in_order_only() {
         let mut source = Source::reader(&b"abcdef"[..]).open(2).unwrap();
-        assert_eq!(source.facts(), SourceFacts::default());
+        assert_eq!(source.facts(), SourceFacts { read_once: true, ..SourceFacts::default() });
         assert_eq!(&read_all(&mut source, 0, 4).unwrap().bytes()[..], b"abcd");
         assert!(read_all(&mut source, 0, 4).is_err());
         assert_eq!(&read_all(&mut source, 4, 4).unwrap().bytes()[..], b"ef");

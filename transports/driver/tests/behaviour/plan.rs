@@ -3,10 +3,11 @@
 //! its modes (hits added to the session, hits not added) and without a plan at all.
 
 use crate::harness::{both, bytes, call, sha1_hex, Harness, Kind, MIB};
-use box_upload_conformance::{Emulator, PlanMode};
+use box_upload_conformance::{Emulator, FaultAction, Faults, Op, PlanMode, Trigger};
 use box_upload_driver::core::models::{FileFull, PlanPart};
 use box_upload_driver::core::{DedupeStats, Sha512Digest, SourceFacts, UploadRequest};
 use box_upload_driver::{Source, UploadOptions};
+use std::time::Duration;
 
 both!(
     the_plan_by_id_and_by_url,
@@ -14,6 +15,7 @@ both!(
     hits_the_session_does_not_keep_are_uploaded_after_all,
     a_box_without_the_plan_gets_a_plain_upload,
     an_unchanged_new_version_sends_no_part_and_dedupe_off_sends_all,
+    a_changed_part_read_ahead_is_read_again_and_a_stream_is_not_read_ahead,
 );
 
 const PART: u64 = 8 * MIB;
@@ -55,6 +57,17 @@ fn the_plan_by_id_and_by_url(kind: Kind) {
 /// v1 stored as `f.bin`; v2 = v1 with the listed parts changed, written to a file; then a
 /// deduplicated (or plain) upload of v2 as a new version, driven so its stats can be read.
 fn new_version(h: &Harness, changed: &[u64], dedupe: bool) -> (FileFull, Vec<u8>, Option<DedupeStats>, u64) {
+    new_version_with(h, changed, dedupe, None, false)
+}
+
+/// [`new_version`] with `parts_in_flight`, from a stream (`Source::reader`) when `stream`.
+fn new_version_with(
+    h: &Harness,
+    changed: &[u64],
+    dedupe: bool,
+    parts_in_flight: Option<usize>,
+    stream: bool,
+) -> (FileFull, Vec<u8>, Option<DedupeStats>, u64) {
     let v1 = bytes(SIZE, 5);
     let file_id = stored_file(h, &v1);
     let mut v2 = v1.clone();
@@ -64,10 +77,11 @@ fn new_version(h: &Harness, changed: &[u64], dedupe: bool) -> (FileFull, Vec<u8>
     let path = h.path("v2.bin");
     std::fs::write(&path, &v2).unwrap();
     let before = h.emu.counters().bytes_received;
-    let facts = SourceFacts { size: Some(SIZE), fingerprint: None };
+    let facts = SourceFacts { size: Some(SIZE), read_once: stream, ..SourceFacts::default() };
     let request = UploadRequest::new_version(file_id, 0).dedupe(dedupe);
-    let mut machine = h.client.core().start_upload(request, &facts, None).unwrap();
-    let file = call!(h.client, drive_with(&mut machine, Source::file(&path), UploadOptions::new())).unwrap();
+    let mut machine = h.client.core().start_upload(request, &facts, parts_in_flight).unwrap();
+    let source = if stream { Source::reader(std::io::Cursor::new(v2.clone())) } else { Source::file(&path) };
+    let file = call!(h.client, drive_with(&mut machine, source, UploadOptions::new())).unwrap();
     let sent = h.emu.counters().bytes_received - before;
     (file, v2, machine.dedupe_stats(), sent)
 }
@@ -113,4 +127,22 @@ fn an_unchanged_new_version_sends_no_part_and_dedupe_off_sends_all(kind: Kind) {
     assert_eq!((sent, stats), (SIZE, None));
     h.assert_stored(&file.id, &v2);
     assert_eq!(h.emu.counters().requests(box_upload_conformance::Op::Plan), 0);
+}
+
+/// One part in flight, the first plan answered after a second: the parts after the first are
+/// read ahead meanwhile, their bytes let go; the changed one among them is read again and sent.
+/// A stream is never read ahead (it could not be read again).
+fn a_changed_part_read_ahead_is_read_again_and_a_stream_is_not_read_ahead(kind: Kind) {
+    for stream in [false, true] {
+        let slow_first_plan =
+            Faults::none().rule(Op::Plan, Trigger::FirstN(1), FaultAction::Delay(Duration::from_secs(1)));
+        let h = Harness::start(kind, Emulator::builder().part_size(PART).faults(slow_first_plan));
+        let (file, v2, stats, sent) = new_version_with(&h, &[2], true, Some(1), stream);
+        assert_eq!(sent, PART, "stream {stream}: only the changed part went over the wire");
+        assert_eq!(file.sha1.as_deref(), Some(sha1_hex(&v2).as_str()));
+        h.assert_stored(&file.id, &v2);
+        let stats = stats.unwrap();
+        assert_eq!((stats.hits, stats.misses, stats.hits_uploaded), (3, 1, 0), "stream {stream}");
+        assert_eq!(stats.misses_reread, u64::from(!stream), "stream {stream}: {stats:?}");
+    }
 }

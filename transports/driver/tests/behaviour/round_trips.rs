@@ -129,7 +129,7 @@ fn drive_with_runs_a_big_upload_from_start_upload(kind: Kind) {
     for parts_in_flight in [1usize, 4] {
         let client = client!(&h, |b| b.parts_in_flight(parts_in_flight));
         let name = format!("driven-{parts_in_flight}.bin");
-        let facts = SourceFacts { size: Some(size), fingerprint: None };
+        let facts = SourceFacts { size: Some(size), ..SourceFacts::default() };
         let request = UploadRequest::new_file("0", &name, 0);
         let mut machine = client.core().start_upload(request, &facts, Some(parts_in_flight)).unwrap();
         let uploaded = call!(client, drive_with(&mut machine, Source::file(&path), UploadOptions::new())).unwrap();
@@ -139,7 +139,7 @@ fn drive_with_runs_a_big_upload_from_start_upload(kind: Kind) {
         assert_eq!(machine.whole_file_bytes_hashed_here(), 0, "{parts_in_flight} in flight");
     }
     // The facts are checked as by `upload`.
-    let facts = SourceFacts { size: Some(size), fingerprint: None };
+    let facts = SourceFacts { size: Some(size), ..SourceFacts::default() };
     let err = h.client.core().start_upload(UploadRequest::new_file("0", "x.bin", size + 1), &facts, None).unwrap_err();
     assert_eq!(err, InputError::SizeMismatch { declared: size + 1, actual: size });
 }
