@@ -32,11 +32,23 @@ fn seen(out: &Output, dir: &Path, transport: &str) -> Seen {
             Err(_) => text
                 .lines()
                 .map(|l| if l.starts_with("uploaded ") { l.rsplit_once(", ").map_or(l, |(kept, _)| kept) } else { l })
+                .map(request_id_masked)
                 .collect::<Vec<_>>()
                 .join("\n"),
         }
     };
     Seen { code: out.status.code(), stdout: scrub(&out.stdout), stderr: scrub(&out.stderr) }
+}
+
+/// Box's request id, drawn by the emulator in the order requests reach it: the preflight check
+/// and the session's creation go out together, so the order (and the id) can differ.
+fn request_id_masked(line: &str) -> String {
+    match line.split_once("(request id ") {
+        Some((before, after)) => {
+            format!("{before}(request id ID){}", after.split_once(')').map_or("", |(_, rest)| rest))
+        }
+        None => line.to_owned(),
+    }
 }
 
 fn drop_times(v: &mut serde_json::Value) {
