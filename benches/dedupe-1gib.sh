@@ -10,15 +10,22 @@
 # deduplicated upload of the base (not measured). Per run: part bytes sent (from the emulator's
 # request log: the Content-Range of every part stored), bytes on the shaped link (loopback tx
 # bytes in the namespace, both directions, headers included), wall time, client CPU (user+sys,
-# GNU time), and whether the committed SHA-1 is the source's. One `openssl sha512` pass over the
-# file (in cache) is timed beside, the cost the dedupe's SHA-512 is held against.
+# GNU time), the emulator's CPU over the run (user+sys from /proc: it shares the machine's cores
+# with the client), and whether the committed SHA-1 is the source's. One `openssl sha512` pass
+# over the file (in cache) is timed beside, the cost the dedupe's SHA-512 is held against.
 #
-# usage: benches/dedupe-1gib.sh [--size-mib N] [--rates LIST] [--plain-at-slow LIST] [--out FILE]
+# usage: benches/dedupe-1gib.sh [--size-mib N] [--rates LIST] [--plain-at-slow LIST] [--repeat N]
+#                                [--out FILE]
 #   --size-mib N        file size (default 1024)
 #   --rates LIST        tbf rates, comma-separated (default 1gbit,100mbit)
 #   --plain-at-slow L   at rates below 1gbit, run the plain (no --dedupe) upload only for these
 #                       change shares (default 1): a plain upload sends every part whatever
 #                       changed, so its other rows only repeat it (they are run at 1gbit)
+#   --repeat N          run each case N times and report the run of median wall time (default 3:
+#                       the client and the emulator share the machine's cores, so one run can
+#                       be slowed by whatever else runs there); a case that sends the whole file
+#                       at a rate below 1gbit (plain, or 100% changed) is bound by the link and
+#                       is run once
 #   --out FILE          Markdown results (default benches/results-dedupe.md; - for none)
 # Needs root (ip netns, tc), GNU time, openssl, python3. Binaries from $CARGO_TARGET_DIR/release
 # (build: cargo build --release -p box-upload-cli -p box-upload-conformance --bin box-upload --bin box-upload-emulator).
@@ -27,6 +34,7 @@ set -euo pipefail
 SIZE_MIB=1024
 RATES="1gbit,100mbit"
 PLAIN_AT_SLOW="1"
+REPEAT=3
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 OUT="$HERE/results-dedupe.md"
@@ -36,6 +44,7 @@ while [ $# -gt 0 ]; do
         --size-mib) SIZE_MIB="$2"; shift 2 ;;
         --rates) RATES="$2"; shift 2 ;;
         --plain-at-slow) PLAIN_AT_SLOW="$2"; shift 2 ;;
+        --repeat) REPEAT="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -87,6 +96,8 @@ for _ in $(seq 50); do [ -s "$WORK/emu.out" ] && break; sleep 0.1; done
 URL="$(head -1 "$WORK/emu.out")"
 cli() { ip netns exec "$NS" "$BIN/box-upload" --upload-url "$URL" --token t "$@"; }
 tx() { ip netns exec "$NS" cat /sys/class/net/lo/statistics/tx_bytes; }
+# The emulator's user+sys CPU so far, in clock ticks.
+emu_ticks() { awk '{print $14 + $15}' "/proc/$EMU_PID/stat"; }
 part_bytes() {
     python3 - "$LOG" "$1" <<'EOF'
 import json, sys
@@ -100,8 +111,15 @@ shape "${RATES%%,*}"
 FILE_ID="$(cli upload "$WORK/base.bin" --folder 0 --name f.bin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 restore() { cli upload "$WORK/base.bin" --file-id "$FILE_ID" --dedupe --json > /dev/null; }
 
-sha512_s="$( { /usr/bin/time -f '%e %U %S' openssl sha512 "$WORK/base.bin" > /dev/null; } 2>&1 | tail -1)"
-sha1_s="$( { /usr/bin/time -f '%e %U %S' openssl sha1 "$WORK/base.bin" > /dev/null; } 2>&1 | tail -1)"
+# One pass of `openssl DIGEST` over the base file: "wall user sys" of the run of median CPU time
+# among $REPEAT.
+openssl_pass() {
+    for _ in $(seq "$REPEAT"); do
+        { /usr/bin/time -f '%e %U %S' openssl "$1" "$WORK/base.bin" > /dev/null; } 2>&1 | tail -1
+    done | awk '{ print $2 + $3, $0 }' | sort -n | awk '{ line[NR] = $2 " " $3 " " $4 } END { print line[int((NR + 1) / 2)] }'
+}
+sha512_s="$(openssl_pass sha512)"
+sha1_s="$(openssl_pass sha1)"
 
 ROWS="$WORK/rows.tsv"
 : > "$ROWS"
@@ -111,15 +129,18 @@ run() { # rate pct dedupe(0/1)
     local want; want="$(sha1sum "$WORK/v.bin" | cut -d' ' -f1)"
     local lines; lines="$(wc -l < "$LOG")"
     local before; before="$(tx)"
+    local ecpu0; ecpu0="$(emu_ticks)"
     local flag=(); [ "$dd" = 1 ] && flag=(--dedupe)
     local t; t="$( { /usr/bin/time -f '%e %U %S' ip netns exec "$NS" "$BIN/box-upload" --upload-url "$URL" --token t \
         upload "$WORK/v.bin" --file-id "$FILE_ID" "${flag[@]}" --json > "$WORK/out.json"; } 2>&1 | tail -1)"
     local after; after="$(tx)"
+    local ecpu1; ecpu1="$(emu_ticks)"
+    local ecpu; ecpu="$(awk -v a="$ecpu0" -v b="$ecpu1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')"
     local got; got="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha1"])' "$WORK/out.json")"
     local sent; sent="$(part_bytes "$lines")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rate" "$pct" "$n" "$dd" "$sent" "$((after - before))" "$t" \
-        "$([ "$got" = "$want" ] && echo yes || echo NO)" >> "$ROWS"
-    echo "rate=$rate pct=$pct parts=$n dedupe=$dd part_bytes=$sent link_bytes=$((after - before)) time(e u s)=$t ok=$([ "$got" = "$want" ] && echo yes || echo NO)" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rate" "$pct" "$n" "$dd" "$sent" "$((after - before))" "$t" \
+        "$([ "$got" = "$want" ] && echo yes || echo NO)" "$ecpu" >> "$ROWS"
+    echo "rate=$rate pct=$pct parts=$n dedupe=$dd part_bytes=$sent link_bytes=$((after - before)) time(e u s)=$t emulator_cpu=$ecpu ok=$([ "$got" = "$want" ] && echo yes || echo NO)" >&2
     restore
 }
 
@@ -127,10 +148,18 @@ IFS=, read -ra rate_list <<< "$RATES"
 for rate in "${rate_list[@]}"; do
     shape "$rate"
     for pct in 0 1 10 100; do
-        run "$rate" "$pct" 1
-        if [ "$rate" = "1gbit" ] || [[ ",$PLAIN_AT_SLOW," == *",$pct,"* ]]; then
-            run "$rate" "$pct" 0
-        fi
+        for dd in 1 0; do
+            if [ "$dd" = 0 ] && [ "$rate" != "1gbit" ] && [[ ",$PLAIN_AT_SLOW," != *",$pct,"* ]]; then
+                continue
+            fi
+            times="$REPEAT"
+            if [ "$rate" != "1gbit" ] && { [ "$dd" = 0 ] || [ "$pct" = 100 ]; }; then
+                times=1
+            fi
+            for _ in $(seq "$times"); do
+                run "$rate" "$pct" "$dd"
+            done
+        done
     done
 done
 
@@ -142,13 +171,21 @@ s512 = sys.argv[3].split(); s1 = sys.argv[4].split()
 print(f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC from commit {sys.argv[5]}: a new version of a {int(sys.argv[2])} MiB file, "
       "8 MiB parts, `box-upload upload --file-id` (default transport), tbf on the namespace's loopback (burst 1 MiB, latency 50 ms), "
       "emulator `--latency-ms 50` with content kept (`--data-dir` in /dev/shm).\n")
-print("| link | parts changed | `--dedupe` | part bytes sent | % of file | bytes on the link | wall s | client CPU s (user+sys) | committed sha1 = source |")
-print("|---|---|---|---:|---:|---:|---:|---:|---|")
+print("Each row is the run of median wall time among the runs of its case (`runs`, with their fastest and slowest wall time).\n")
+print("| link | parts changed | `--dedupe` | part bytes sent | % of file | bytes on the link | wall s | runs (min–max wall s) | client CPU s (user+sys) | emulator CPU s | committed sha1 = source |")
+print("|---|---|---|---:|---:|---:|---:|---|---:|---:|---|")
 walls = {}
-for rate, pct, n, dd, sent, link, t, ok in rows:
+cases = {}
+for row in rows:
+    cases.setdefault((row[0], row[1], row[3]), []).append(row)
+for (rate, pct, dd), runs in cases.items():
+    runs.sort(key=lambda r: float(r[6].split()[0]))
+    _, _, n, _, sent, link, t, _, ecpu = runs[(len(runs) - 1) // 2]
     e, u, s = map(float, t.split())
+    lo, hi = (float(runs[i][6].split()[0]) for i in (0, -1))
+    ok = "yes" if all(r[7] == "yes" for r in runs) else "NO"
     walls[(rate, pct, dd)] = e
-    print(f"| {rate} | {pct}% ({n}) | {'yes' if dd == '1' else 'no'} | {int(sent):,} | {100 * int(sent) / size:.2f} | {int(link):,} | {e:.2f} | {u + s:.2f} ({u:.2f}+{s:.2f}) | {ok} |")
+    print(f"| {rate} | {pct}% ({n}) | {'yes' if dd == '1' else 'no'} | {int(sent):,} | {100 * int(sent) / size:.2f} | {int(link):,} | {e:.2f} | {len(runs)} ({lo:.2f}–{hi:.2f}) | {u + s:.2f} ({u:.2f}+{s:.2f}) | {ecpu} | {ok} |")
 print(f"\n`openssl sha512` over the file (in cache): {float(s512[1]) + float(s512[2]):.2f} s CPU ({s512[0]} s wall); `openssl sha1`: {float(s1[1]) + float(s1[2]):.2f} s.\n")
 for rate in sorted({r[0] for r in rows}):
     for pct in ["0", "1", "10", "100"]:
