@@ -467,6 +467,7 @@ fn a_miss_read_ahead_is_read_again_and_sent_as_it_was() {
     assert!(sent.body[..] == source_bytes(changed, SMALL as usize)[..], "the miss's bytes are the source's");
     assert_eq!(counts.reads.iter().filter(|&&o| o == changed).count(), 2, "read ahead, then again");
     assert_eq!(counts.reads.len(), 41);
+    assert_eq!(m.progress().bytes_read, MANY, "a part read again is counted once");
     assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
     let stats = m.dedupe_stats().unwrap();
     assert_eq!((stats.hits, stats.misses, stats.misses_reread, stats.hits_uploaded), (39, 1, 1, 0));
@@ -520,6 +521,7 @@ fn a_file_that_mostly_changed_is_not_read_ahead_once_plans_answer_misses() {
     // Only the parts read ahead before the first answer (or under way then) are read again.
     assert_eq!(stats.misses_reread as usize, before - HELD, "{stats:?}");
     assert_eq!(counts.reads.len(), 40 + before - HELD);
+    assert_eq!(m.progress().bytes_read, MANY, "a part read again is counted once");
     assert_eq!(parts_sent(&fake).len(), 40);
     assert!(counts.peak_parts <= HELD + 1, "{} parts in memory at once", counts.peak_parts);
 }

@@ -141,7 +141,10 @@ impl BigUpload {
                     };
                     return self.fail(e.into());
                 }
-                self.progress.bytes_read += planned.size;
+                // A part read again (a deduplicated upload's) was counted the first time.
+                if !self.dedupe.as_ref().is_some_and(|d| d.is_reread(index)) {
+                    self.progress.bytes_read += planned.size;
+                }
                 let data = if ahead {
                     match self.keep_digests(index, data) {
                         None => {
