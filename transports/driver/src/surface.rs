@@ -421,9 +421,9 @@ macro_rules! client_surface {
         /// [`UploadRequest::new_version`]($crate::core::UploadRequest::new_version)), any size,
         /// 0 bytes included: below the client's `chunked_from` (default
         /// [`DEFAULT_CHUNKED_FROM`]($crate::core::DEFAULT_CHUNKED_FROM)) in one direct upload
-        /// streamed from the source, from it in an upload session (preflight check, parts in
-        /// parallel, check, commit; on failure the session is aborted unless the request keeps
-        /// it). Box's answer must carry our SHA-1 and size. See
+        /// streamed from the source, from it in an upload session (a new file's preflight check
+        /// beside the session's creation, parts in parallel, commit; on failure the session is
+        /// aborted unless the request keeps it). Box's answer must carry our SHA-1 and size. See
         /// [`FileUpload`]($crate::core::FileUpload).
         ///
         /// A request `file_size` of 0 is taken from the source when it knows its size (files
