@@ -810,10 +810,7 @@ fn answer_of(
     t: box_upload_core::Transmit,
     now: std::time::Instant,
 ) -> box_upload_core::http::Response<box_upload_core::bytes::Bytes> {
-    let (parts, body) = t.request.into_parts();
-    let seen =
-        Seen { kind: t.kind, method: parts.method, uri: parts.uri.to_string(), headers: parts.headers, body, at: now };
-    fake.handle(seen).unwrap()
+    fake.handle(Seen::of(t, now)).unwrap()
 }
 
 #[test]

@@ -385,24 +385,18 @@ fn drive_scripted(
             }
             Next::Answer => {
                 let t: box_upload_core::Transmit = in_flight.pop_front().unwrap();
-                let (parts, body) = t.request.into_parts();
-                let seen = Seen {
-                    kind: t.kind,
-                    method: parts.method,
-                    uri: parts.uri.to_string(),
-                    headers: parts.headers,
-                    body: box_upload_core::bytes::Bytes::copy_from_slice(&body),
-                    at: now,
-                };
-                drop(body);
-                if t.kind == RequestKind::PlanSession && counts.reads_before_first_answer.is_none() {
+                let (id, kind) = (t.id, t.kind);
+                let mut seen = Seen::of(t, now);
+                // A copy, so the request's bytes are let go (the memory count sees them gone).
+                seen.body = box_upload_core::bytes::Bytes::copy_from_slice(&seen.body);
+                if kind == RequestKind::PlanSession && counts.reads_before_first_answer.is_none() {
                     let under_way = reads.iter().filter(|r: &&box_upload_core::ReadRequest| r.len > 1).count();
                     counts.reads_before_first_answer = Some(counts.reads.len() + under_way);
                 }
                 counts.answers += 1;
                 match fake.handle(seen) {
-                    Ok(resp) => m.handle_response(t.id, resp, now),
-                    Err(e) => m.handle_transport_error(t.id, e, now),
+                    Ok(resp) => m.handle_response(id, resp, now),
+                    Err(e) => m.handle_transport_error(id, e, now),
                 }
             }
         }

@@ -23,6 +23,11 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// The request of `t` as the simulated Box sees it at `now`.
+    pub fn of(t: Transmit, now: Instant) -> Self {
+        let (parts, body) = t.request.into_parts();
+        Seen { kind: t.kind, method: parts.method, uri: parts.uri.to_string(), headers: parts.headers, body, at: now }
+    }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -393,18 +398,11 @@ pub fn drive_with<M: Machine>(
             Order::Lifo => in_flight.pop_back(),
         };
         if let Some((t, _)) = next {
-            let (parts, body) = t.request.into_parts();
-            let seen = Seen {
-                kind: t.kind,
-                method: parts.method,
-                uri: parts.uri.to_string(),
-                headers: parts.headers,
-                body,
-                at: now,
-            };
+            let id = t.id;
+            let seen = Seen::of(t, now);
             match fake.handle(seen) {
-                Ok(resp) => machine.handle_response(t.id, resp, now),
-                Err(e) => machine.handle_transport_error(t.id, e, now),
+                Ok(resp) => machine.handle_response(id, resp, now),
+                Err(e) => machine.handle_transport_error(id, e, now),
             }
             continue;
         }
